@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install what is missing, build, and run the whole test suite: first with gcc and warnings as
+# errors, then again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit]
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/setup.sh" test
+jobs=$(nproc)
+
+run_suite() {
+    dir=$1
+    shift
+    cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs"
+    (cd "$dir" && ctest --output-on-failure -j "$jobs" $ctest_args)
+}
+
+ctest_args="$*"
+echo "== gcc, -Werror"
+CC=gcc run_suite "$top/build/gcc"
+echo "== gcc, ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    CC=gcc run_suite "$top/build/asan" -DTERN_SANITIZE=address,undefined
+echo "== all tests passed"
