@@ -352,6 +352,12 @@ TERN_EXPORT int tern_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg, tern_t
 TERN_EXPORT void tern_pc_free(tern_pc_t *pc);
 
 /**
+ * The pc's configuration as given to tern_pc_new (ICE server strings copied), for drivers that
+ * bind sockets (include_loopback, disable_ipv6). Owned by the pc.
+ */
+TERN_EXPORT const tern_pc_config_t *tern_pc_config(const tern_pc_t *pc);
+
+/**
  * Create an offer (W3C createOffer).
  * @param sdp_out  receives a NUL-terminated SDP owned by the caller, freed with tern_free.
  * @return 0; TERN_ERR_INVALID_STATE if closed or in have-remote-offer; TERN_ERR_NOMEM.
