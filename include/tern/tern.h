@@ -463,7 +463,13 @@ TERN_EXPORT void tern_pc_get_stats(const tern_pc_t *pc, tern_pc_stats_t *out);
 TERN_EXPORT void tern_pc_set_user_data(tern_pc_t *pc, void *user);
 TERN_EXPORT void *tern_pc_user_data(const tern_pc_t *pc);
 
-/* ---- the sans-IO surface ---- */
+/* ---- the sans-IO surface ----
+ *
+ * The drain rule: after any handle_* call or command on a pc (and after calling back into the
+ * application, which may issue commands), call tern_pc_poll_transmit and tern_pc_poll_event
+ * until BOTH return false in the same round (polling events can make datagrams to send, such as
+ * an SCTP window update, and the other way round); only then read tern_pc_next_deadline.
+ */
 
 /**
  * Feed a datagram received on one of the pc's local sockets. Malformed or unexpected input is
