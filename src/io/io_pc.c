@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pc driver of the loop: tern_loop_add_pc binds one UDP socket per usable local address and
+ * hands them to the pc; datagrams read with recvmmsg go to tern_pc_handle_input; after every
+ * mutation the pc is drained (CONVENTIONS.md §2 rule 3): transmits are copied into a sendmmsg
+ * batch for the socket bound to their source address, events go to the callbacks, and the pc's
+ * next deadline moves its heap node. Callbacks may call into any pc and may remove any pc,
+ * their own included: a removed entry is never touched again and is freed at the end of the
+ * iteration, when no epoll event, batch or stack frame can still point at it.
+ */
+#include "io/io_loop.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* Datagrams read from one socket per readiness, so one busy socket cannot starve the rest. */
+#define MAX_READS_PER_WAKEUP (4 * TERN_IO_BATCH)
+
+/* ---- sockets ---- */
+
+static void close_sock(tern_loop_t *loop, tern_io_sock_t *s)
+{
+    if (s->fd < 0)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    close(s->fd);
+    s->fd = -1;
+}
+
+static tern_io_sock_t *find_sock(tern_io_pc_t *e, const tern_addr_t *local)
+{
+    for (size_t i = 0; i < e->sock_count; i++)
+        if (e->socks[i].fd >= 0 && tern_addr_equal(&e->socks[i].local, local))
+            return &e->socks[i];
+    return NULL;
+}
+
+static bool open_sock(tern_loop_t *loop, tern_io_pc_t *e, const tern_addr_t *addr,
+                      tern_io_sock_t *s)
+{
+    char buf[TERN_ADDR_STRLEN];
+    s->kind = TERN_IO_HANDLE_SOCKET;
+    s->owner = e;
+    s->fd = tern_io_udp_bind(addr, &s->local);
+    if (s->fd < 0) {
+        TERN_LOG_WARN(loop->ctx, "io", "pc %u cannot bind %s: %s", e->id,
+                      tern_addr_log(loop->ctx, addr, buf), strerror(errno));
+        return false;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+        TERN_LOG_WARN(loop->ctx, "io", "pc %u cannot poll a socket: %s", e->id, strerror(errno));
+        close(s->fd);
+        s->fd = -1;
+        return false;
+    }
+    TERN_LOG_DEBUG(loop->ctx, "io", "pc %u socket bound %s", e->id,
+                   tern_addr_log(loop->ctx, &s->local, buf));
+    return true;
+}
+
+/* Bind on every usable address. Returns how many sockets are open. */
+static size_t open_socks(tern_loop_t *loop, tern_io_pc_t *e, const tern_addr_t *addrs, size_t n)
+{
+    size_t open = 0;
+    for (size_t i = 0; i < n; i++)
+        if (open_sock(loop, e, &addrs[i], &e->socks[open]))
+            open++;
+    e->sock_count = open;
+    return open;
+}
+
+/* ---- sending ---- */
+
+static void log_send_error(tern_loop_t *loop, const tern_io_sock_t *s, int err)
+{
+    loop->tx_errors++;
+    /* Warn on the 1st, 2nd, 4th, 8th... error: an unreachable peer must not flood the log. */
+    tern_log_level_t level =
+        (loop->tx_errors & (loop->tx_errors - 1)) == 0 ? TERN_LOG_WARN : TERN_LOG_DEBUG;
+    char buf[TERN_ADDR_STRLEN];
+    TERN_LOG_AT(loop->ctx, level, "io", "pc %u send from %s failed: %s (%llu errors)", s->owner->id,
+                tern_addr_log(loop->ctx, &s->local, buf), strerror(err),
+                (unsigned long long)loop->tx_errors);
+}
+
+void tern_io_pc_flush(tern_loop_t *loop)
+{
+    tern_io_batch_t *b = &loop->tx;
+    size_t done = 0;
+    while (done < b->count && b->sock->fd >= 0) {
+        int sent = sendmmsg(b->sock->fd, b->msgs + done, (unsigned)(b->count - done), 0);
+        if (sent > 0) {
+            done += (size_t)sent;
+            loop->tx_datagrams += (size_t)sent;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+            /* The socket buffer is full: UDP is lossy, the protocols above retransmit. */
+            break;
+        } else {
+            /* This datagram cannot go (unreachable, wrong family): drop it, send the rest. */
+            log_send_error(loop, b->sock, errno);
+            done++;
+        }
+    }
+    loop->tx_dropped_full += b->count - done;
+    b->count = 0;
+    b->sock = NULL;
+}
+
+static void queue_transmit(tern_loop_t *loop, tern_io_pc_t *e, const tern_transmit_t *t)
+{
+    tern_io_sock_t *s = find_sock(e, &t->local);
+    if (!s || t->len > TERN_IO_SLOT_BYTES) {
+        char buf[TERN_ADDR_STRLEN];
+        loop->tx_dropped_no_socket++;
+        TERN_LOG_DEBUG(loop->ctx, "io", "pc %u transmit dropped: no socket for %s or %zu bytes",
+                       e->id, tern_addr_log(loop->ctx, &t->local, buf), t->len);
+        return;
+    }
+    tern_io_batch_t *b = &loop->tx;
+    if (b->count == TERN_IO_BATCH || (b->count > 0 && b->sock != s))
+        tern_io_pc_flush(loop);
+    size_t i = b->count++;
+    b->sock = s;
+    uint8_t *slot = b->buf + i * TERN_IO_SLOT_BYTES;
+    if (t->len)
+        memcpy(slot, t->data, t->len);
+    b->iov[i] = (struct iovec){.iov_base = slot, .iov_len = t->len};
+    b->msgs[i].msg_hdr = (struct msghdr){
+        .msg_name = &b->addrs[i],
+        .msg_namelen = tern_io_addr_to_sockaddr(&t->remote, &b->addrs[i]),
+        .msg_iov = &b->iov[i],
+        .msg_iovlen = 1,
+    };
+}
+
+/* ---- events ---- */
+
+static void dispatch_dc(const tern_io_pc_t *e, const tern_event_t *ev)
+{
+    const tern_pc_callbacks_t *c = &e->cbs;
+    switch (ev->type) {
+    case TERN_EV_DATA_CHANNEL:
+        if (c->on_data_channel)
+            c->on_data_channel(e->pc, e->user, ev->dc);
+        break;
+    case TERN_EV_DC_OPEN:
+        if (c->on_open)
+            c->on_open(ev->dc, e->user);
+        break;
+    case TERN_EV_DC_MESSAGE:
+        if (c->on_message)
+            c->on_message(ev->dc, e->user, ev->u.message.data, ev->u.message.len,
+                          ev->u.message.is_text);
+        break;
+    case TERN_EV_DC_BUFFERED_AMOUNT_LOW:
+        if (c->on_buffered_amount_low)
+            c->on_buffered_amount_low(ev->dc, e->user);
+        break;
+    case TERN_EV_DC_CLOSING:
+        if (c->on_closing)
+            c->on_closing(ev->dc, e->user);
+        break;
+    case TERN_EV_DC_CLOSE:
+        if (c->on_close)
+            c->on_close(ev->dc, e->user);
+        break;
+    case TERN_EV_DC_ERROR:
+        if (c->on_error)
+            c->on_error(ev->dc, e->user, ev->u.error.code, ev->u.error.reason);
+        break;
+    default:
+        break;
+    }
+}
+
+static void dispatch(const tern_io_pc_t *e, const tern_event_t *ev)
+{
+    const tern_pc_callbacks_t *c = &e->cbs;
+    switch (ev->type) {
+    case TERN_EV_ICE_CANDIDATE:
+        if (c->on_ice_candidate)
+            c->on_ice_candidate(e->pc, e->user, ev->u.ice_candidate.candidate,
+                                ev->u.ice_candidate.mid, ev->u.ice_candidate.mline_index);
+        break;
+    case TERN_EV_ICE_GATHERING_STATE:
+        if (c->on_ice_gathering_state)
+            c->on_ice_gathering_state(e->pc, e->user, ev->u.ice_gathering_state);
+        break;
+    case TERN_EV_ICE_CONNECTION_STATE:
+        if (c->on_ice_connection_state)
+            c->on_ice_connection_state(e->pc, e->user, ev->u.ice_state);
+        break;
+    case TERN_EV_CONNECTION_STATE:
+        if (c->on_connection_state)
+            c->on_connection_state(e->pc, e->user, ev->u.pc_state);
+        break;
+    case TERN_EV_SIGNALING_STATE:
+        if (c->on_signaling_state)
+            c->on_signaling_state(e->pc, e->user, ev->u.signaling_state);
+        break;
+    case TERN_EV_NEGOTIATION_NEEDED:
+        if (c->on_negotiation_needed)
+            c->on_negotiation_needed(e->pc, e->user);
+        break;
+    default:
+        dispatch_dc(e, ev);
+        break;
+    }
+}
+
+/* ---- draining ---- */
+
+/*
+ * Take everything the pc has to give: transmits into the batch, events to the callbacks, until
+ * both are empty; then move its deadline. A callback may remove the pc (and the application may
+ * then free it), so the pc is not touched after a callback that removed it.
+ */
+static void drain_pc(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    if (e->removed || e->draining)
+        return;
+    e->draining = true;
+    for (;;) {
+        tern_transmit_t t;
+        while (tern_pc_poll_transmit(e->pc, &t))
+            queue_transmit(loop, e, &t);
+        tern_event_t ev;
+        if (!tern_pc_poll_event(e->pc, &ev))
+            break;
+        dispatch(e, &ev);
+        if (e->removed)
+            return;
+    }
+    e->draining = false;
+    tern_io_heap_set(&loop->heap, &e->timer, tern_pc_next_deadline(e->pc));
+}
+
+static void mark_dirty(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    if (e->dirty)
+        return;
+    e->dirty = true;
+    e->next_dirty = NULL;
+    if (loop->dirty_tail)
+        loop->dirty_tail->next_dirty = e;
+    else
+        loop->dirty_head = e;
+    loop->dirty_tail = e;
+}
+
+static tern_io_pc_t *pop_dirty(tern_loop_t *loop)
+{
+    tern_io_pc_t *e = loop->dirty_head;
+    if (!e)
+        return NULL;
+    loop->dirty_head = e->next_dirty;
+    if (!loop->dirty_head)
+        loop->dirty_tail = NULL;
+    e->dirty = false;
+    e->next_dirty = NULL;
+    return e;
+}
+
+static void unlink_dirty(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    if (!e->dirty)
+        return;
+    tern_io_pc_t *prev = NULL;
+    for (tern_io_pc_t *p = loop->dirty_head; p; prev = p, p = p->next_dirty) {
+        if (p != e)
+            continue;
+        if (prev)
+            prev->next_dirty = e->next_dirty;
+        else
+            loop->dirty_head = e->next_dirty;
+        if (loop->dirty_tail == e)
+            loop->dirty_tail = prev;
+        break;
+    }
+    e->dirty = false;
+    e->next_dirty = NULL;
+}
+
+void tern_io_pc_drain_pending(tern_loop_t *loop)
+{
+    /* Bounded, in case a pc keeps reporting itself pending: what is left waits for the next
+     * iteration, which starts by draining again. */
+    size_t budget = 1024 + 4 * loop->pcs.count;
+    while (budget-- > 0) {
+        tern_io_pc_t *e = pop_dirty(loop);
+        if (!e) {
+            tern_pc_t *pc = tern_ctx_poll_pending_pc(loop->ctx);
+            if (!pc)
+                break;
+            /* A pc of the context that another driver runs is not ours to drain. */
+            e = tern_io_map_get(&loop->pcs, pc);
+            if (!e)
+                continue;
+        }
+        drain_pc(loop, e);
+    }
+}
+
+/* ---- input and timers ---- */
+
+static void prepare_rx(tern_io_batch_t *b)
+{
+    for (size_t i = 0; i < TERN_IO_BATCH; i++) {
+        b->iov[i] = (struct iovec){.iov_base = b->buf + i * TERN_IO_SLOT_BYTES,
+                                   .iov_len = TERN_IO_SLOT_BYTES};
+        b->msgs[i].msg_hdr = (struct msghdr){
+            .msg_name = &b->addrs[i],
+            .msg_namelen = sizeof b->addrs[i],
+            .msg_iov = &b->iov[i],
+            .msg_iovlen = 1,
+        };
+    }
+}
+
+/* Hand the received datagrams to the pc, one at a time, draining after each. */
+static void deliver(tern_loop_t *loop, tern_io_sock_t *s, int n)
+{
+    tern_io_batch_t *b = &loop->rx;
+    tern_io_pc_t *e = s->owner;
+    for (int i = 0; i < n && !e->removed; i++) {
+        const struct msghdr *h = &b->msgs[i].msg_hdr;
+        tern_datagram_t d = {
+            .local = s->local, .data = h->msg_iov->iov_base, .len = b->msgs[i].msg_len};
+        if ((h->msg_flags & MSG_TRUNC) ||
+            !tern_io_addr_from_sockaddr(h->msg_name, h->msg_namelen, &d.remote)) {
+            loop->rx_errors++;
+            continue;
+        }
+        loop->rx_datagrams++;
+        tern_pc_handle_input(e->pc, tern_io_clock_now(), &d);
+        drain_pc(loop, e);
+    }
+}
+
+void tern_io_pc_on_readable(tern_loop_t *loop, tern_io_sock_t *s)
+{
+    for (int read = 0; read < MAX_READS_PER_WAKEUP;) {
+        if (s->fd < 0 || s->owner->removed)
+            return;
+        prepare_rx(&loop->rx);
+        int n = recvmmsg(s->fd, loop->rx.msgs, TERN_IO_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                loop->rx_errors++;
+                TERN_LOG_DEBUG(loop->ctx, "io", "pc %u receive failed: %s", s->owner->id,
+                               strerror(errno));
+                /* An ICMP error queued on the socket is consumed by this call: read on. */
+                if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+                    continue;
+            }
+            return;
+        }
+        deliver(loop, s, n);
+        if (n < TERN_IO_BATCH)
+            return;
+        read += n;
+    }
+}
+
+void tern_io_pc_on_timeout(tern_loop_t *loop, tern_io_pc_t *e, tern_time_t now)
+{
+    if (e->removed)
+        return;
+    tern_pc_handle_timeout(e->pc, now);
+    drain_pc(loop, e);
+}
+
+/* ---- adding and removing ---- */
+
+static void free_entry(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    for (size_t i = 0; i < e->sock_count; i++)
+        close_sock(loop, &e->socks[i]);
+    tern_free(loop->ctx, e->socks);
+    tern_free(loop->ctx, e);
+}
+
+/* Hand the sockets to the pc; a socket it refuses is closed. Returns the first error. */
+static int announce_socks(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    tern_time_t now = tern_io_clock_now();
+    int first_err = TERN_OK;
+    size_t accepted = 0;
+    for (size_t i = 0; i < e->sock_count; i++) {
+        int rc = tern_pc_add_local_socket(e->pc, now, &e->socks[i].local);
+        if (rc == TERN_OK) {
+            accepted++;
+            continue;
+        }
+        if (first_err == TERN_OK)
+            first_err = rc;
+        close_sock(loop, &e->socks[i]);
+    }
+    if (accepted == 0)
+        return first_err != TERN_OK ? first_err : TERN_ERR_IO;
+    return tern_pc_local_sockets_done(e->pc, now);
+}
+
+static void link_entry(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    e->prev = NULL;
+    e->next = loop->pc_list;
+    if (loop->pc_list)
+        loop->pc_list->prev = e;
+    loop->pc_list = e;
+}
+
+static void unlink_entry(tern_loop_t *loop, tern_io_pc_t *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        loop->pc_list = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static tern_io_pc_t *new_entry(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t *cbs,
+                               void *user, size_t max_socks)
+{
+    tern_io_pc_t *e = tern_calloc(loop->ctx, 1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->socks = tern_calloc(loop->ctx, max_socks, sizeof *e->socks);
+    if (!e->socks) {
+        tern_free(loop->ctx, e);
+        return NULL;
+    }
+    e->loop = loop;
+    e->pc = pc;
+    if (cbs)
+        e->cbs = *cbs;
+    e->user = user;
+    e->id = tern_ctx_new_object_id(loop->ctx);
+    tern_io_node_init(&e->timer, TERN_IO_NODE_PC);
+    return e;
+}
+
+int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t *cbs, void *user)
+{
+    if (!loop || !pc)
+        return TERN_ERR_INVALID_ARG;
+    if (tern_io_map_get(&loop->pcs, pc))
+        return TERN_ERR_INVALID_STATE;
+    const tern_pc_config_t *cfg = tern_pc_config(pc);
+    tern_addr_t addrs[TERN_IO_MAX_LOCAL_ADDRS];
+    int n = tern_io_iface_list(cfg->include_loopback, cfg->disable_ipv6, addrs,
+                               TERN_IO_MAX_LOCAL_ADDRS);
+    if (n < 0) {
+        TERN_LOG_WARN(loop->ctx, "io", "loop %u cannot list interfaces: %s", loop->id,
+                      strerror(errno));
+        return TERN_ERR_IO;
+    }
+    tern_io_pc_t *e = new_entry(loop, pc, cbs, user, n > 0 ? (size_t)n : 1);
+    if (!e)
+        return TERN_ERR_NOMEM;
+    if (tern_io_heap_reserve(&loop->heap) != TERN_OK) {
+        free_entry(loop, e);
+        return TERN_ERR_NOMEM;
+    }
+    int rc = tern_io_map_put(&loop->pcs, pc, e);
+    if (rc == TERN_OK && open_socks(loop, e, addrs, (size_t)n) == 0) {
+        TERN_LOG_WARN(loop->ctx, "io", "pc %u has no usable local address", e->id);
+        rc = TERN_ERR_IO;
+    }
+    if (rc == TERN_OK)
+        rc = announce_socks(loop, e);
+    if (rc != TERN_OK) {
+        tern_io_map_remove(&loop->pcs, pc);
+        tern_io_heap_unreserve(&loop->heap);
+        free_entry(loop, e);
+        return rc;
+    }
+    link_entry(loop, e);
+    /* Drained by the next iteration, not here: callbacks never run inside tern_loop_add_pc. */
+    mark_dirty(loop, e);
+    return TERN_OK;
+}
+
+int tern_loop_remove_pc(tern_loop_t *loop, tern_pc_t *pc)
+{
+    if (!loop || !pc)
+        return TERN_ERR_INVALID_ARG;
+    tern_io_pc_t *e = tern_io_map_get(&loop->pcs, pc);
+    if (!e)
+        return TERN_ERR_NOT_FOUND;
+    tern_io_map_remove(&loop->pcs, pc);
+    e->removed = true;
+    tern_io_heap_remove(&loop->heap, &e->timer);
+    tern_io_heap_unreserve(&loop->heap);
+    unlink_dirty(loop, e);
+    unlink_entry(loop, e);
+    /* What the pc already handed over still leaves (a close_notify, say). */
+    if (loop->tx.count > 0 && loop->tx.sock->owner == e)
+        tern_io_pc_flush(loop);
+    for (size_t i = 0; i < e->sock_count; i++)
+        close_sock(loop, &e->socks[i]);
+    TERN_LOG_DEBUG(loop->ctx, "io", "pc %u removed", e->id);
+    if (loop->in_iteration) {
+        e->next_dead = loop->dead;
+        loop->dead = e;
+    } else {
+        free_entry(loop, e);
+    }
+    return TERN_OK;
+}
+
+void tern_io_pc_free_dead(tern_loop_t *loop)
+{
+    while (loop->dead) {
+        tern_io_pc_t *e = loop->dead;
+        loop->dead = e->next_dead;
+        free_entry(loop, e);
+    }
+}
+
+void tern_io_pc_remove_all(tern_loop_t *loop)
+{
+    while (loop->pc_list)
+        tern_loop_remove_pc(loop, loop->pc_list->pc);
+    tern_io_pc_free_dead(loop);
+}
