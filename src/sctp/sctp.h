@@ -147,8 +147,10 @@ void tern_sctp_free(tern_sctp_t *s);
 
 /**
  * Start the association (INIT). Both sides call this once DTLS is up: SCTP's simultaneous
- * open (RFC 4960 §5.2.1) makes it work, which is what browsers do.
- * @return 0; TERN_ERR_INVALID_STATE unless in TERN_SCTP_STATE_NEW; TERN_ERR_IO if usrsctp fails.
+ * open (RFC 4960 §5.2.1) makes it work, which is what browsers do. An SCTP packet fed before
+ * this call starts the association too (the peer's INIT may arrive first).
+ * @return 0, also when already connecting or connected; TERN_ERR_INVALID_STATE once closing,
+ *         closed or failed; TERN_ERR_IO if usrsctp fails.
  */
 int tern_sctp_connect(tern_sctp_t *s, tern_time_t now);
 
@@ -174,7 +176,9 @@ bool tern_sctp_poll_transmit(tern_sctp_t *s, tern_transmit_t *out);
 bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out);
 
 /**
- * Queue one whole message on a stream. The message is taken entirely or not at all.
+ * Queue one whole message on a stream. The message is taken entirely or not at all: when
+ * usrsctp's send buffer takes only its head, the association keeps a copy of the rest and
+ * pushes it as room comes (any size works; until then every send returns TERN_ERR_AGAIN).
  * @param data  borrowed; len 0 is refused (SCTP cannot carry an empty message: RFC 8831 §6.6
  *              sends one byte with an "empty" PPID instead; that is the caller's job).
  * @param opts  NULL: ordered, reliable.

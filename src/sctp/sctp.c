@@ -1,0 +1,938 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One SCTP association (RFC 4960, over DTLS as RFC 8261 says) on usrsctp, as a sans-IO object:
+ * tern_sctp_new / _free / _connect / _handle_input / _poll_transmit / _poll_event / _send /
+ * _reset_stream (RFC 6525) / _close, and the process-wide timer tick (usrsctp_handle_timers)
+ * behind tern_sctp_global_next_deadline / _handle_timeout.
+ *
+ * usrsctp runs without threads (usrsctp_init_nothreads): it only runs inside our calls. Each
+ * association is a one-to-one AF_CONN socket whose address is the tern_sctp_t pointer, so the
+ * global output callback knows which association a packet belongs to and queues it on that
+ * association's tern_txq. The receive side is read lazily with usrsctp_recvv from poll_event,
+ * one message or notification at a time, so that the receive window closes when the owner does
+ * not drain (natural back-pressure) and messages larger than the receive buffer arrive through
+ * partial delivery, which we reassemble up to max_message_size. The socket upcall only sets
+ * flags: it runs inside usrsctp with its locks held, where calling back into usrsctp would
+ * deadlock.
+ */
+#include "sctp/sctp.h"
+
+#include <usrsctp.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#define SCTP_LOG "sctp"
+
+/* The global tick period: usrsctp cannot report its next timer, so we tick it this often. */
+#define TICK_US TERN_MS(10)
+/* Send and receive buffers: room for several 256 KiB messages in flight each way (throughput
+ * on loopback), and only memory actually queued is allocated, so an idle association costs
+ * nothing for them. */
+#define SNDBUF_BYTES (1024 * 1024)
+#define RCVBUF_BYTES (1024 * 1024)
+/* Free space kept in the read buffer before each recvv: a whole stream-reset notification for
+ * 1024 streams fits, and big messages come in reads of at least this size. */
+#define READ_CHUNK 8192
+/* Past this size the reassembly buffer is released once its message was consumed, so an idle
+ * association does not keep a 256 KiB buffer around. */
+#define KEEP_RBUF_BYTES 16384
+/* Packets that may wait in the transmit queue: usrsctp sends at most a few bursts of
+ * max_burst packets per call; what overflows is lost and retransmitted. */
+#define TXQ_ENTRIES 256
+/* Smallest IPv4 datagram every host accepts (RFC 791); an SCTP MTU below it is a mistake. */
+#define MIN_MTU 576
+
+struct tern_sctp {
+    /* configuration */
+    tern_ctx_t *ctx;
+    uint32_t id;
+    tern_sctp_config_t cfg;
+
+    /* state */
+    struct socket *sock;
+    tern_sctp_state_t state;
+    tern_time_t now;
+    uint16_t outgoing_streams;
+    bool registered;     /* usrsctp_register_address was called */
+    bool want_write;     /* a send met a full buffer: report SEND_READY when room comes back */
+    bool pending;        /* touched during a global tick: call on_pending after it */
+    bool msg_delivered;  /* rbuf holds the message last returned: reset on the next call */
+    bool msg_discarding; /* the message being read is over max_message_size: drop it */
+    unsigned in_call;    /* depth of calls from the owner: on_pending is not needed then */
+    tern_sctp_event_t closing_event; /* CLOSED/FAILED reported once */
+    bool closing_event_pending;
+
+    /* the message being reassembled (partial delivery) */
+    uint8_t *rbuf;
+    size_t rlen;
+    size_t rcap;
+    uint16_t r_stream;
+    uint32_t r_ppid;
+    bool r_unordered;
+    bool r_started;
+
+    /* the rest of a message usrsctp took only the head of (explicit EOR) */
+    uint8_t *tail;
+    size_t tail_len;
+    size_t tail_off;
+    struct sctp_sendv_spa tail_spa;
+
+    /* stream reset notification being reported, one stream per event */
+    uint16_t *resets;
+    size_t reset_count;
+    size_t reset_pos;
+    size_t reset_cap;
+    bool reset_incoming;
+
+    /* queues */
+    tern_txq_t txq;
+
+    /* process-wide list of live associations */
+    struct tern_sctp *g_prev;
+    struct tern_sctp *g_next;
+
+    /* stats */
+    tern_sctp_stats_t stats;
+};
+
+/*
+ * usrsctp is one stack per process, so this file keeps the only process-wide state of the core:
+ * whether usrsctp is initialised, the live associations (to validate the pointer usrsctp hands
+ * to the output callback), and the last tick time, shared so that two contexts never tick the
+ * same elapsed time twice. Only the loop thread touches it (DESIGN.md, usrsctp).
+ */
+static struct {
+    bool initialised;
+    unsigned users;
+    struct tern_sctp *head;
+    bool ticked;
+    tern_time_t last_tick;
+    bool in_tick;
+} g_sctp;
+
+static int flush_tail(struct tern_sctp *s);
+
+/* ---- process-wide stack ---- */
+
+static bool is_live(const struct tern_sctp *s)
+{
+    for (const struct tern_sctp *it = g_sctp.head; it; it = it->g_next)
+        if (it == s)
+            return true;
+    return false;
+}
+
+static void mark_pending(struct tern_sctp *s)
+{
+    if (s->in_call == 0)
+        s->pending = true;
+}
+
+/* usrsctp's output callback: one SCTP packet for the association whose address is `addr`. */
+static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8_t set_df)
+{
+    (void)tos;
+    (void)set_df;
+    struct tern_sctp *s = addr;
+    if (!is_live(s))
+        return 0;                  /* an association being torn down: nobody will send it */
+    static const tern_addr_t none; /* the owner (DTLS) knows where packets go */
+    if (tern_txq_push(&s->txq, &none, &none, buffer, length) != TERN_OK) {
+        /* SCTP retransmits what is lost; a full queue is just loss. */
+        s->stats.packets_dropped++;
+        return 0;
+    }
+    s->stats.packets_sent++;
+    s->stats.bytes_sent += length;
+    mark_pending(s);
+    return 0;
+}
+
+/* The socket upcall: something to read, or room to write. Only flags, see the file header. */
+static void on_upcall(struct socket *sock, void *arg, int flags)
+{
+    (void)sock;
+    (void)flags;
+    struct tern_sctp *s = arg;
+    if (is_live(s))
+        mark_pending(s);
+}
+
+static void set_sysctls(void)
+{
+    /* ECN is meaningless over DTLS/UDP without access to the IP header (RFC 8261 §5). */
+    usrsctp_sysctl_set_sctp_ecn_enable(0);
+    /* Partial reliability (RFC 3758) and stream reconfiguration (RFC 6525) are required by
+     * RFC 8831 §6.1 and §6.7. */
+    usrsctp_sysctl_set_sctp_pr_enable(1);
+    usrsctp_sysctl_set_sctp_reconfig_enable(1);
+    /* No multi-homing over AF_CONN, so no ASCONF; without ASCONF SCTP-AUTH protects nothing
+     * that DTLS does not already (RFC 8261 §4). ASCONF must go first: it depends on AUTH. */
+    usrsctp_sysctl_set_sctp_asconf_enable(0);
+    usrsctp_sysctl_set_sctp_auto_asconf(0);
+    usrsctp_sysctl_set_sctp_auth_enable(0);
+    usrsctp_sysctl_set_sctp_nrsack_enable(0);
+    usrsctp_sysctl_set_sctp_pktdrop_enable(0);
+    /* Timers for an interactive link rather than RFC 4960 §15's conservative defaults (RTO.Min
+     * 1 s, RTO.Initial 3 s), as browsers do; failure after 5 retries instead of 10. */
+    usrsctp_sysctl_set_sctp_rto_min_default(250);
+    usrsctp_sysctl_set_sctp_rto_initial_default(1000);
+    usrsctp_sysctl_set_sctp_rto_max_default(10000);
+    usrsctp_sysctl_set_sctp_init_rto_max_default(10000);
+    usrsctp_sysctl_set_sctp_init_rtx_max_default(8);
+    usrsctp_sysctl_set_sctp_assoc_rtx_max_default(10);
+    usrsctp_sysctl_set_sctp_path_rtx_max_default(10);
+    /* A SACK within 20 ms rather than 200 keeps the sender's window moving on lossy paths. */
+    usrsctp_sysctl_set_sctp_delayed_sack_time_default(20);
+    /* Many small messages must not hit the chunk-count limit before the byte limit. */
+    usrsctp_sysctl_set_sctp_max_chunks_on_queue(16384);
+    usrsctp_sysctl_set_sctp_nr_outgoing_streams_default(TERN_SCTP_STREAMS);
+}
+
+static int stack_acquire(tern_ctx_t *ctx, tern_time_t now)
+{
+    if (!g_sctp.initialised) {
+        usrsctp_init_nothreads(0, on_output, NULL);
+        set_sysctls();
+        g_sctp.initialised = true;
+    }
+    if (!g_sctp.ticked) {
+        g_sctp.ticked = true;
+        g_sctp.last_tick = now;
+    }
+    g_sctp.users++;
+    ctx->sctp_users++;
+    return TERN_OK;
+}
+
+static void stack_release(tern_ctx_t *ctx)
+{
+    ctx->sctp_users--;
+    if (--g_sctp.users > 0)
+        return;
+    /* usrsctp_finish fails while a socket still exists; then the stack stays up and the next
+     * association reuses it. */
+    if (usrsctp_finish() == 0) {
+        g_sctp.initialised = false;
+        g_sctp.ticked = false;
+    }
+}
+
+static void list_add(struct tern_sctp *s)
+{
+    s->g_next = g_sctp.head;
+    if (g_sctp.head)
+        g_sctp.head->g_prev = s;
+    g_sctp.head = s;
+}
+
+static void list_remove(struct tern_sctp *s)
+{
+    if (s->g_prev)
+        s->g_prev->g_next = s->g_next;
+    else if (g_sctp.head == s)
+        g_sctp.head = s->g_next;
+    if (s->g_next)
+        s->g_next->g_prev = s->g_prev;
+    s->g_prev = s->g_next = NULL;
+}
+
+/* ---- socket set-up ---- */
+
+static int setopt(struct tern_sctp *s, int level, int name, const void *val, size_t len,
+                  const char *what)
+{
+    if (usrsctp_setsockopt(s->sock, level, name, val, (socklen_t)len) != 0) {
+        TERN_LOG_WARN(s->ctx, SCTP_LOG, "assoc %u setsockopt %s failed errno=%d", s->id, what,
+                      errno);
+        return TERN_ERR_IO;
+    }
+    return TERN_OK;
+}
+
+static int subscribe_events(struct tern_sctp *s)
+{
+    static const uint16_t types[] = {SCTP_ASSOC_CHANGE, SCTP_STREAM_RESET_EVENT,
+                                     SCTP_PARTIAL_DELIVERY_EVENT, SCTP_SHUTDOWN_EVENT};
+    for (size_t i = 0; i < TERN_ARRAY_LEN(types); i++) {
+        struct sctp_event ev = {.se_assoc_id = SCTP_FUTURE_ASSOC, .se_type = types[i], .se_on = 1};
+        int ret = setopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev, "SCTP_EVENT");
+        if (ret)
+            return ret;
+    }
+    return TERN_OK;
+}
+
+static int configure_socket(struct tern_sctp *s)
+{
+    int ret = TERN_OK;
+    const int on = 1, off = 0;
+    /* Closing aborts at once: the owner is going away, there is no one to finish a SHUTDOWN. */
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    struct sctp_assoc_value reset = {.assoc_id = SCTP_FUTURE_ASSOC,
+                                     .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
+    struct sctp_initmsg init = {.sinit_num_ostreams = TERN_SCTP_STREAMS,
+                                .sinit_max_instreams = TERN_SCTP_STREAMS};
+    /* A fixed path MTU: PMTU discovery cannot work through DTLS/ICE (RFC 8261 §5). */
+    struct sctp_paddrparams pp = {.spp_assoc_id = SCTP_FUTURE_ASSOC,
+                                  .spp_flags = SPP_PMTUD_DISABLE,
+                                  .spp_pathmtu = s->cfg.mtu};
+    const int sndbuf = SNDBUF_BYTES, rcvbuf = RCVBUF_BYTES;
+
+    if ((ret = setopt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof lin, "SO_LINGER")) ||
+        (ret = setopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf, "SO_SNDBUF")) ||
+        (ret = setopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf, "SO_RCVBUF")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof reset,
+                      "SCTP_ENABLE_STREAM_RESET")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof on, "SCTP_RECVRCVINFO")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on, "SCTP_NODELAY")) ||
+        /* Explicit EOR: a message larger than the free send buffer goes in pieces instead of
+         * failing with EMSGSIZE, so any message size works with a bounded buffer. */
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof on, "SCTP_EXPLICIT_EOR")) ||
+        /* Level 0: a partially delivered message blocks every other one, so at most one
+         * message is being reassembled at a time (RFC 6458 §8.1.20). */
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_FRAGMENT_INTERLEAVE, &off, sizeof off,
+                      "SCTP_FRAGMENT_INTERLEAVE")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init, "SCTP_INITMSG")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof pp,
+                      "SCTP_PEER_ADDR_PARAMS")) ||
+        (ret = subscribe_events(s)))
+        return ret;
+    return TERN_OK;
+}
+
+static struct sockaddr_conn conn_addr(struct tern_sctp *s, uint16_t port)
+{
+    struct sockaddr_conn a;
+    memset(&a, 0, sizeof a);
+    a.sconn_family = AF_CONN;
+    a.sconn_port = htons(port);
+    a.sconn_addr = s;
+    return a;
+}
+
+static int open_socket(struct tern_sctp *s)
+{
+    s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, NULL, NULL, 0, NULL);
+    if (!s->sock) {
+        TERN_LOG_WARN(s->ctx, SCTP_LOG, "assoc %u usrsctp_socket failed errno=%d", s->id, errno);
+        return TERN_ERR_IO;
+    }
+    usrsctp_register_address(s);
+    s->registered = true;
+    if (usrsctp_set_non_blocking(s->sock, 1) != 0)
+        return TERN_ERR_IO;
+    int ret = configure_socket(s);
+    if (ret)
+        return ret;
+    usrsctp_set_upcall(s->sock, on_upcall, s);
+    struct sockaddr_conn local = conn_addr(s, s->cfg.local_port);
+    if (usrsctp_bind(s->sock, (struct sockaddr *)&local, sizeof local) != 0) {
+        TERN_LOG_WARN(s->ctx, SCTP_LOG, "assoc %u bind failed errno=%d", s->id, errno);
+        return TERN_ERR_IO;
+    }
+    return TERN_OK;
+}
+
+/* ---- lifetime ---- */
+
+int tern_sctp_new(tern_ctx_t *ctx, const tern_sctp_config_t *cfg, tern_time_t now,
+                  tern_sctp_t **out)
+{
+    static const tern_sctp_config_t defaults;
+    if (!ctx || !out)
+        return TERN_ERR_INVALID_ARG;
+    if (!cfg)
+        cfg = &defaults;
+    if (cfg->mtu && cfg->mtu < MIN_MTU)
+        return TERN_ERR_INVALID_ARG;
+    struct tern_sctp *s = tern_calloc(ctx, 1, sizeof *s);
+    if (!s)
+        return TERN_ERR_NOMEM;
+    s->ctx = ctx;
+    s->id = tern_ctx_new_object_id(ctx);
+    s->cfg = *cfg;
+    if (!s->cfg.local_port)
+        s->cfg.local_port = TERN_SCTP_DEFAULT_PORT;
+    if (!s->cfg.remote_port)
+        s->cfg.remote_port = TERN_SCTP_DEFAULT_PORT;
+    if (!s->cfg.max_message_size)
+        s->cfg.max_message_size = TERN_SCTP_DEFAULT_MAX_MESSAGE_SIZE;
+    if (!s->cfg.mtu)
+        s->cfg.mtu = TERN_SCTP_DEFAULT_MTU;
+    s->now = now;
+    s->state = TERN_SCTP_STATE_NEW;
+    tern_txq_init(&s->txq, ctx, TXQ_ENTRIES);
+
+    stack_acquire(ctx, now);
+    list_add(s);
+    s->in_call++;
+    int ret = open_socket(s);
+    s->in_call--;
+    if (ret) {
+        tern_sctp_free(s);
+        return ret;
+    }
+    TERN_LOG_DEBUG(ctx, SCTP_LOG, "assoc %u created ports %u->%u mtu=%u", s->id, s->cfg.local_port,
+                   s->cfg.remote_port, s->cfg.mtu);
+    *out = s;
+    return TERN_OK;
+}
+
+void tern_sctp_free(tern_sctp_t *s)
+{
+    if (!s)
+        return;
+    tern_ctx_t *ctx = s->ctx;
+    s->in_call++;
+    if (s->sock) {
+        usrsctp_set_upcall(s->sock, NULL, NULL);
+        usrsctp_close(s->sock); /* SO_LINGER 0: ABORT if up */
+        s->sock = NULL;
+    }
+    if (s->registered)
+        usrsctp_deregister_address(s);
+    list_remove(s);
+    tern_txq_dispose(&s->txq);
+    tern_free(ctx, s->rbuf);
+    tern_free(ctx, s->resets);
+    tern_free(ctx, s->tail);
+    TERN_LOG_DEBUG(ctx, SCTP_LOG, "assoc %u freed", s->id);
+    tern_free(ctx, s);
+    stack_release(ctx);
+}
+
+static void enter(struct tern_sctp *s, tern_time_t now)
+{
+    if (now > s->now)
+        s->now = now;
+    s->in_call++;
+}
+
+static void leave(struct tern_sctp *s)
+{
+    s->in_call--;
+}
+
+int tern_sctp_connect(tern_sctp_t *s, tern_time_t now)
+{
+    if (!s)
+        return TERN_ERR_INVALID_ARG;
+    if (s->state == TERN_SCTP_STATE_CONNECTING || s->state == TERN_SCTP_STATE_CONNECTED)
+        return TERN_OK;
+    if (s->state != TERN_SCTP_STATE_NEW)
+        return TERN_ERR_INVALID_STATE;
+    enter(s, now);
+    struct sockaddr_conn remote = conn_addr(s, s->cfg.remote_port);
+    int rc = usrsctp_connect(s->sock, (struct sockaddr *)&remote, sizeof remote);
+    int err = errno;
+    leave(s);
+    if (rc != 0 && err != EINPROGRESS) {
+        TERN_LOG_WARN(s->ctx, SCTP_LOG, "assoc %u connect failed errno=%d", s->id, err);
+        return TERN_ERR_IO;
+    }
+    s->state = TERN_SCTP_STATE_CONNECTING;
+    TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u connecting now=%lld", s->id, (long long)now);
+    return TERN_OK;
+}
+
+int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packet, size_t len)
+{
+    if (!s || (!packet && len))
+        return TERN_ERR_INVALID_ARG;
+    if (len == 0)
+        return TERN_OK;
+    if (s->state == TERN_SCTP_STATE_NEW) {
+        /* The peer's INIT came before our connect (its DTLS finished first). A bound socket
+         * that is not connecting would answer it with an ABORT, so start our side now and let
+         * the simultaneous open (RFC 4960 §5.2.1) join the two. */
+        int ret = tern_sctp_connect(s, now);
+        if (ret)
+            return TERN_OK; /* dropped; logged by connect */
+    }
+    enter(s, now);
+    s->stats.packets_received++;
+    s->stats.bytes_received += len;
+    /* ECN bits are 0: DTLS hides the IP header. */
+    usrsctp_conninput(s, packet, len, 0);
+    leave(s);
+    return TERN_OK;
+}
+
+bool tern_sctp_poll_transmit(tern_sctp_t *s, tern_transmit_t *out)
+{
+    if (!s || !out)
+        return false;
+    return tern_txq_pop(&s->txq, out);
+}
+
+/* ---- receive side ---- */
+
+static bool ensure_rbuf(struct tern_sctp *s, size_t room)
+{
+    if (s->rcap - s->rlen >= room)
+        return true;
+    size_t want = s->rcap ? s->rcap : READ_CHUNK;
+    while (want - s->rlen < room)
+        want *= 2;
+    uint8_t *grown = tern_realloc(s->ctx, s->rbuf, want);
+    if (!grown)
+        return false;
+    s->rbuf = grown;
+    s->rcap = want;
+    return true;
+}
+
+static void release_delivered(struct tern_sctp *s)
+{
+    if (!s->msg_delivered)
+        return;
+    s->msg_delivered = false;
+    s->rlen = 0;
+    if (s->rcap > KEEP_RBUF_BYTES) {
+        tern_free(s->ctx, s->rbuf);
+        s->rbuf = NULL;
+        s->rcap = 0;
+    }
+}
+
+static void set_closing_event(struct tern_sctp *s, tern_sctp_event_type_t type, int code,
+                              const char *reason)
+{
+    if (s->state == TERN_SCTP_STATE_CLOSED || s->state == TERN_SCTP_STATE_FAILED)
+        return;
+    s->state = type == TERN_SCTP_EV_CLOSED ? TERN_SCTP_STATE_CLOSED : TERN_SCTP_STATE_FAILED;
+    memset(&s->closing_event, 0, sizeof s->closing_event);
+    s->closing_event.type = type;
+    s->closing_event.u.failed.code = code;
+    s->closing_event.u.failed.reason = reason;
+    s->closing_event_pending = true;
+    TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u %s now=%lld", s->id, reason ? reason : "closed",
+                   (long long)s->now);
+}
+
+static bool on_assoc_change(struct tern_sctp *s, const uint8_t *n, size_t len,
+                            tern_sctp_event_t *out)
+{
+    struct sctp_assoc_change ac;
+    memset(&ac, 0, sizeof ac);
+    memcpy(&ac, n, TERN_MIN(len, sizeof ac));
+    switch (ac.sac_state) {
+    case SCTP_COMM_UP:
+        s->outgoing_streams = ac.sac_outbound_streams;
+        if (s->state != TERN_SCTP_STATE_CONNECTING)
+            return false;
+        s->state = TERN_SCTP_STATE_CONNECTED;
+        TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u up streams out=%u in=%u now=%lld", s->id,
+                       ac.sac_outbound_streams, ac.sac_inbound_streams, (long long)s->now);
+        out->type = TERN_SCTP_EV_CONNECTED;
+        return true;
+    case SCTP_RESTART:
+        s->outgoing_streams = ac.sac_outbound_streams;
+        return false;
+    case SCTP_COMM_LOST:
+        set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_CLOSED, "association lost or aborted");
+        return false;
+    case SCTP_CANT_STR_ASSOC:
+        set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_IO, "association could not start");
+        return false;
+    case SCTP_SHUTDOWN_COMP:
+        set_closing_event(s, TERN_SCTP_EV_CLOSED, TERN_OK, NULL);
+        return false;
+    default:
+        return false;
+    }
+}
+
+static void on_stream_reset(struct tern_sctp *s, const uint8_t *n, size_t len)
+{
+    struct sctp_stream_reset_event ev;
+    size_t head = offsetof(struct sctp_stream_reset_event, strreset_stream_list);
+    if (len < head)
+        return;
+    memset(&ev, 0, sizeof ev);
+    memcpy(&ev, n, head);
+    size_t count = (len - head) / sizeof(uint16_t);
+    if (ev.strreset_flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED))
+        TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u stream reset refused flags=0x%x", s->id,
+                       ev.strreset_flags);
+    if (!(ev.strreset_flags & (SCTP_STREAM_RESET_INCOMING_SSN | SCTP_STREAM_RESET_OUTGOING_SSN)))
+        return;
+    if (count > s->reset_cap) {
+        uint16_t *grown = tern_realloc(s->ctx, s->resets, count * sizeof *grown);
+        if (!grown)
+            return; /* the owner will not see this reset; nothing else we can do */
+        s->resets = grown;
+        s->reset_cap = count;
+    }
+    memcpy(s->resets, n + head, count * sizeof(uint16_t));
+    s->reset_count = count;
+    s->reset_pos = 0;
+    /* A notification carries one direction; denied/failed outgoing resets are reported as done
+     * too, so that a channel waiting for its reset can finish closing. */
+    s->reset_incoming = (ev.strreset_flags & SCTP_STREAM_RESET_INCOMING_SSN) != 0;
+}
+
+static bool next_reset_event(struct tern_sctp *s, tern_sctp_event_t *out)
+{
+    if (s->reset_pos >= s->reset_count)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->type = TERN_SCTP_EV_STREAM_RESET;
+    out->u.stream_reset.stream = s->resets[s->reset_pos++];
+    out->u.stream_reset.incoming = s->reset_incoming;
+    out->u.stream_reset.outgoing = !s->reset_incoming;
+    return true;
+}
+
+/* Handle one notification; true if it gave an event right away. */
+static bool on_notification(struct tern_sctp *s, const uint8_t *n, size_t len,
+                            tern_sctp_event_t *out)
+{
+    if (len < 8)
+        return false;
+    uint16_t type;
+    memcpy(&type, n, sizeof type);
+    switch (type) {
+    case SCTP_ASSOC_CHANGE:
+        return on_assoc_change(s, n, len, out);
+    case SCTP_STREAM_RESET_EVENT:
+        on_stream_reset(s, n, len);
+        return next_reset_event(s, out);
+    case SCTP_PARTIAL_DELIVERY_EVENT:
+        /* The message being delivered will never complete (RFC 6458 §6.1.7). */
+        s->rlen = 0;
+        s->r_started = false;
+        s->msg_discarding = false;
+        return false;
+    case SCTP_SHUTDOWN_EVENT:
+        if (s->state == TERN_SCTP_STATE_CONNECTED)
+            s->state = TERN_SCTP_STATE_CLOSING;
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* Complete message in rbuf[0..rlen): make it the event, or drop it if too large. */
+static bool finish_message(struct tern_sctp *s, tern_sctp_event_t *out)
+{
+    s->r_started = false;
+    if (s->msg_discarding) {
+        s->msg_discarding = false;
+        s->rlen = 0;
+        s->stats.messages_too_large++;
+        TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u dropped message over %zu bytes on stream %u",
+                       s->id, s->cfg.max_message_size, s->r_stream);
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    out->type = TERN_SCTP_EV_MESSAGE;
+    out->u.message.stream = s->r_stream;
+    out->u.message.ppid = s->r_ppid;
+    out->u.message.data = s->rbuf;
+    out->u.message.len = s->rlen;
+    out->u.message.unordered = s->r_unordered;
+    s->msg_delivered = true;
+    s->stats.messages_received++;
+    return true;
+}
+
+/*
+ * Read once from the socket. Returns 1 with *out filled, 0 if something was consumed without an
+ * event (call again), -1 when nothing is readable.
+ */
+static int read_once(struct tern_sctp *s, tern_sctp_event_t *out)
+{
+    if (!ensure_rbuf(s, READ_CHUNK))
+        return -1; /* try again at the next poll; the data stays in usrsctp */
+    struct sctp_rcvinfo info;
+    struct sockaddr_conn from;
+    socklen_t fromlen = sizeof from, infolen = sizeof info;
+    unsigned int infotype = 0;
+    int flags = 0;
+    memset(&info, 0, sizeof info);
+    size_t start = s->rlen;
+    ssize_t n = usrsctp_recvv(s->sock, s->rbuf + start, s->rcap - start, (struct sockaddr *)&from,
+                              &fromlen, &info, &infolen, &infotype, &flags);
+    if (n < 0)
+        return -1;
+    if (n == 0 && !(flags & MSG_EOR))
+        return -1; /* end of stream: the association is gone, its notification says why */
+
+    if (flags & MSG_NOTIFICATION) {
+        /* Notifications fit one read (READ_CHUNK); a truncated one is ignored. */
+        bool got = (flags & MSG_EOR) && on_notification(s, s->rbuf + start, (size_t)n, out);
+        return got ? 1 : 0;
+    }
+
+    if (!s->r_started) {
+        s->r_started = true;
+        s->r_stream = info.rcv_sid;
+        s->r_ppid = ntohl(info.rcv_ppid);
+        s->r_unordered = (info.rcv_flags & SCTP_UNORDERED) != 0;
+        s->msg_discarding = false;
+    }
+    s->rlen += (size_t)n;
+    if (s->rlen > s->cfg.max_message_size) {
+        /* Keep reading to the end of the message, overwriting, and drop it (RFC 8841 §6). */
+        s->msg_discarding = true;
+        s->rlen = 0;
+    }
+    if (flags & MSG_EOR)
+        return finish_message(s, out) ? 1 : 0;
+    return 0;
+}
+
+bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out)
+{
+    if (!s || !out)
+        return false;
+    release_delivered(s);
+    if (next_reset_event(s, out))
+        return true;
+    bool got = false;
+    s->in_call++;
+    if (s->tail && s->state == TERN_SCTP_STATE_CONNECTED)
+        flush_tail(s);
+    if (s->want_write && !s->tail && s->sock && (usrsctp_get_events(s->sock) & SCTP_EVENT_WRITE)) {
+        s->want_write = false;
+        memset(out, 0, sizeof *out);
+        out->type = TERN_SCTP_EV_SEND_READY;
+        got = true;
+    }
+    while (!got && s->sock && s->state != TERN_SCTP_STATE_NEW) {
+        int r = read_once(s, out);
+        if (r < 0)
+            break;
+        got = r > 0;
+    }
+    s->in_call--;
+    if (!got && s->closing_event_pending) {
+        s->closing_event_pending = false;
+        *out = s->closing_event;
+        got = true;
+    }
+    return got;
+}
+
+/* ---- send side ---- */
+
+static int map_send_errno(struct tern_sctp *s, int err, uint16_t stream)
+{
+    if (err == EWOULDBLOCK || err == EAGAIN)
+        return TERN_ERR_AGAIN;
+    if (err == ENOMEM || err == ENOBUFS)
+        return TERN_ERR_NOMEM;
+    TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u send on stream %u failed errno=%d", s->id, stream,
+                   err);
+    return err == EPIPE || err == ECONNRESET || err == ENOTCONN ? TERN_ERR_CLOSED : TERN_ERR_IO;
+}
+
+/* Hand usrsctp what it takes of a message; *taken says how much. */
+static int send_part(struct tern_sctp *s, const uint8_t *data, size_t len,
+                     struct sctp_sendv_spa *spa, size_t *taken)
+{
+    ssize_t n = usrsctp_sendv(s->sock, data, len, NULL, 0, spa, sizeof *spa, SCTP_SENDV_SPA, 0);
+    if (n < 0)
+        return map_send_errno(s, errno, spa->sendv_sndinfo.snd_sid);
+    *taken = (size_t)n;
+    return n == 0 ? TERN_ERR_AGAIN : TERN_OK;
+}
+
+static void drop_tail(struct tern_sctp *s)
+{
+    tern_free(s->ctx, s->tail);
+    s->tail = NULL;
+    s->tail_len = s->tail_off = 0;
+}
+
+/*
+ * Push the rest of a message that usrsctp took only part of. Until it is all in, usrsctp keeps
+ * the association locked on that stream (explicit EOR), so nothing else may be sent.
+ */
+static int flush_tail(struct tern_sctp *s)
+{
+    while (s->tail) {
+        size_t taken = 0;
+        int ret =
+            send_part(s, s->tail + s->tail_off, s->tail_len - s->tail_off, &s->tail_spa, &taken);
+        if (ret == TERN_ERR_AGAIN)
+            return ret;
+        if (ret) {
+            drop_tail(s); /* the association is going away: its notification says so */
+            return ret;
+        }
+        s->tail_off += taken;
+        if (s->tail_off == s->tail_len) {
+            drop_tail(s);
+            s->stats.messages_sent++;
+        }
+    }
+    return TERN_OK;
+}
+
+static void fill_spa(struct sctp_sendv_spa *spa, uint16_t stream, uint32_t ppid,
+                     const tern_sctp_send_opts_t *opts)
+{
+    memset(spa, 0, sizeof *spa);
+    spa->sendv_flags = SCTP_SEND_SNDINFO_VALID;
+    spa->sendv_sndinfo.snd_sid = stream;
+    spa->sendv_sndinfo.snd_ppid = htonl(ppid);
+    /* SCTP_EOR: this call ends the message, if usrsctp takes all of it (explicit EOR mode). */
+    spa->sendv_sndinfo.snd_flags = SCTP_EOR | (opts->unordered ? SCTP_UNORDERED : 0);
+    if (opts->pr_policy != TERN_SCTP_PR_NONE) {
+        spa->sendv_flags |= SCTP_SEND_PRINFO_VALID;
+        spa->sendv_prinfo.pr_policy =
+            opts->pr_policy == TERN_SCTP_PR_RTX ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
+        spa->sendv_prinfo.pr_value = opts->pr_value;
+    }
+}
+
+static int send_message(struct tern_sctp *s, uint16_t stream, uint32_t ppid, const uint8_t *data,
+                        size_t len, const tern_sctp_send_opts_t *opts)
+{
+    int ret = flush_tail(s);
+    if (ret)
+        return ret;
+    struct sctp_sendv_spa spa;
+    fill_spa(&spa, stream, ppid, opts);
+    size_t taken = 0;
+    if ((ret = send_part(s, data, len, &spa, &taken)) != TERN_OK)
+        return ret;
+    if (taken == len) {
+        s->stats.messages_sent++;
+        return TERN_OK;
+    }
+    /* usrsctp took the head of the message; we keep the rest and push it as room comes. */
+    s->tail = tern_memdup(s->ctx, data + taken, len - taken);
+    if (!s->tail) {
+        /* The peer has a message head it will never see the end of: end the association. */
+        TERN_LOG_WARN(s->ctx, SCTP_LOG, "assoc %u out of memory in a message: aborting", s->id);
+        usrsctp_shutdown(s->sock, SHUT_RDWR);
+        set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_NOMEM, "out of memory");
+        return TERN_ERR_NOMEM;
+    }
+    s->tail_len = len - taken;
+    s->tail_off = 0;
+    s->tail_spa = spa;
+    return TERN_OK;
+}
+
+int tern_sctp_send(tern_sctp_t *s, tern_time_t now, uint16_t stream, uint32_t ppid,
+                   const uint8_t *data, size_t len, const tern_sctp_send_opts_t *opts)
+{
+    static const tern_sctp_send_opts_t reliable;
+    if (!s || !data || len == 0 || stream >= TERN_SCTP_STREAMS)
+        return TERN_ERR_INVALID_ARG;
+    if (!opts)
+        opts = &reliable;
+    if (opts->pr_policy > TERN_SCTP_PR_TTL)
+        return TERN_ERR_INVALID_ARG;
+    if (s->state != TERN_SCTP_STATE_CONNECTED)
+        return TERN_ERR_INVALID_STATE;
+    enter(s, now);
+    int ret = send_message(s, stream, ppid, data, len, opts);
+    if (ret == TERN_ERR_AGAIN)
+        s->want_write = true;
+    leave(s);
+    return ret;
+}
+
+int tern_sctp_reset_stream(tern_sctp_t *s, tern_time_t now, uint16_t stream)
+{
+    if (!s || stream >= TERN_SCTP_STREAMS)
+        return TERN_ERR_INVALID_ARG;
+    if (s->state != TERN_SCTP_STATE_CONNECTED)
+        return TERN_ERR_INVALID_STATE;
+    uint8_t storage[sizeof(struct sctp_reset_streams) + sizeof(uint16_t)];
+    struct sctp_reset_streams *req = (struct sctp_reset_streams *)(void *)storage;
+    memset(storage, 0, sizeof storage);
+    req->srs_assoc_id = SCTP_ALL_ASSOC;
+    req->srs_flags = SCTP_STREAM_RESET_OUTGOING;
+    req->srs_number_streams = 1;
+    req->srs_stream_list[0] = stream;
+    enter(s, now);
+    /* usrsctp marks the stream pending, sends the request once its queue is empty, and batches
+     * requests made while one is outstanding (RFC 6525 §5.1.2). */
+    int ret =
+        setopt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, storage, sizeof storage, "SCTP_RESET_STREAMS");
+    leave(s);
+    return ret;
+}
+
+int tern_sctp_close(tern_sctp_t *s, tern_time_t now)
+{
+    if (!s)
+        return TERN_ERR_INVALID_ARG;
+    if (s->state == TERN_SCTP_STATE_NEW) {
+        s->state = TERN_SCTP_STATE_CLOSED;
+        return TERN_OK;
+    }
+    if (s->state != TERN_SCTP_STATE_CONNECTING && s->state != TERN_SCTP_STATE_CONNECTED)
+        return TERN_OK;
+    enter(s, now);
+    s->state = TERN_SCTP_STATE_CLOSING;
+    /* SHUT_WR: SHUTDOWN once the queued data is acknowledged (RFC 4960 §9.2). */
+    usrsctp_shutdown(s->sock, SHUT_WR);
+    leave(s);
+    return TERN_OK;
+}
+
+tern_sctp_state_t tern_sctp_state(const tern_sctp_t *s)
+{
+    return s ? s->state : TERN_SCTP_STATE_CLOSED;
+}
+
+uint16_t tern_sctp_outgoing_streams(const tern_sctp_t *s)
+{
+    return s && s->state == TERN_SCTP_STATE_CONNECTED ? s->outgoing_streams : 0;
+}
+
+void tern_sctp_get_stats(const tern_sctp_t *s, tern_sctp_stats_t *out)
+{
+    if (s && out)
+        *out = s->stats;
+}
+
+/* ---- process-wide timers ---- */
+
+tern_time_t tern_sctp_global_next_deadline(const tern_ctx_t *ctx)
+{
+    if (!ctx || ctx->sctp_users == 0 || !g_sctp.initialised)
+        return TERN_TIME_NEVER;
+    return g_sctp.last_tick + TICK_US;
+}
+
+int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
+{
+    (void)ctx;
+    if (!g_sctp.initialised || g_sctp.in_tick)
+        return TERN_OK;
+    if (!g_sctp.ticked || now < g_sctp.last_tick) {
+        g_sctp.ticked = true;
+        g_sctp.last_tick = now;
+        return TERN_OK;
+    }
+    tern_time_t elapsed_ms = (now - g_sctp.last_tick) / 1000;
+    if (elapsed_ms <= 0)
+        return TERN_OK;
+    g_sctp.last_tick += elapsed_ms * 1000;
+    if (elapsed_ms > UINT32_MAX)
+        elapsed_ms = UINT32_MAX;
+    g_sctp.in_tick = true;
+    usrsctp_handle_timers((uint32_t)elapsed_ms);
+    g_sctp.in_tick = false;
+    /* on_pending only notes the owner (sctp.h), so the list cannot change under us. */
+    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {
+        if (!s->pending)
+            continue;
+        s->pending = false;
+        if (s->cfg.on_pending)
+            s->cfg.on_pending(s->cfg.owner);
+    }
+    return TERN_OK;
+}

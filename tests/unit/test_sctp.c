@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of sctp/: two associations in one process wired back to back (each one's
+ * poll_transmit into the other's handle_input, no DTLS) on a virtual clock that also drives the
+ * process-wide usrsctp tick. Covers connect (simultaneous and one-sided), messages of 1 B to
+ * 1 MiB both ways, ordered and unordered, the receive limit, PR-SCTP (max retransmits and
+ * lifetime) under loss, stream reset, recovery from loss by retransmission on the global timer,
+ * send back-pressure (TERN_ERR_AGAIN then SEND_READY), graceful close and usrsctp restart.
+ *
+ * usrsctp measures RTTs and PR-SCTP lifetimes with gettimeofday(). This program defines its own
+ * gettimeofday, which the dynamic linker binds libusrsctp's calls to (the executable comes first
+ * in symbol lookup), so that usrsctp sees the virtual clock too.
+ */
+#include "check.h"
+#include "sctp/sctp.h"
+
+#include <stdlib.h>
+#include <sys/time.h>
+
+static tern_ctx_t ctx;
+static tern_time_t now = 1000000;
+
+/* Default visibility: the build hides symbols by default, and a hidden one is not exported to
+ * the dynamic symbol table, so libusrsctp would keep calling the C library's. */
+__attribute__((visibility("default"))) int gettimeofday(struct timeval *restrict tv,
+                                                        void *restrict tz);
+int gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+    (void)tz;
+    /* An arbitrary epoch plus virtual time. */
+    tv->tv_sec = 1700000000 + (time_t)(now / 1000000);
+    tv->tv_usec = (suseconds_t)(now % 1000000);
+    return 0;
+}
+
+/* ---- a peer: one association plus what it received ---- */
+
+typedef struct msg {
+    uint16_t stream;
+    uint32_t ppid;
+    uint8_t *data;
+    size_t len;
+    bool unordered;
+} msg_t;
+
+typedef struct peer {
+    tern_sctp_t *s;
+    bool connected, closed, failed;
+    int send_ready;
+    int pending_calls;
+    msg_t msgs[4096];
+    size_t nmsgs;
+    uint16_t reset_in[64], reset_out[64];
+    size_t nreset_in, nreset_out;
+} peer_t;
+
+static peer_t pa, pb;
+
+/* Drop filter: return true to lose the packet. */
+typedef bool (*loss_fn)(const uint8_t *pkt, size_t len, bool a_to_b);
+static loss_fn lose;
+static uint64_t delivered_packets;
+
+static void on_pending(void *owner)
+{
+    ((peer_t *)owner)->pending_calls++;
+}
+
+static void peer_reset_log(peer_t *p)
+{
+    for (size_t i = 0; i < p->nmsgs; i++)
+        free(p->msgs[i].data);
+    p->nmsgs = 0;
+    p->nreset_in = p->nreset_out = 0;
+    p->send_ready = 0;
+}
+
+static void peer_free(peer_t *p)
+{
+    peer_reset_log(p);
+    tern_sctp_free(p->s);
+    memset(p, 0, sizeof *p);
+}
+
+static bool drain_events(peer_t *p)
+{
+    tern_sctp_event_t ev;
+    bool any = false;
+    while (p->s && tern_sctp_poll_event(p->s, &ev)) {
+        any = true;
+        switch (ev.type) {
+        case TERN_SCTP_EV_CONNECTED:
+            p->connected = true;
+            break;
+        case TERN_SCTP_EV_CLOSED:
+            p->closed = true;
+            break;
+        case TERN_SCTP_EV_FAILED:
+            p->failed = true;
+            break;
+        case TERN_SCTP_EV_SEND_READY:
+            p->send_ready++;
+            break;
+        case TERN_SCTP_EV_STREAM_RESET:
+            if (ev.u.stream_reset.incoming && p->nreset_in < 64)
+                p->reset_in[p->nreset_in++] = ev.u.stream_reset.stream;
+            if (ev.u.stream_reset.outgoing && p->nreset_out < 64)
+                p->reset_out[p->nreset_out++] = ev.u.stream_reset.stream;
+            break;
+        case TERN_SCTP_EV_MESSAGE:
+            if (p->nmsgs < TERN_ARRAY_LEN(p->msgs)) {
+                msg_t *m = &p->msgs[p->nmsgs++];
+                m->stream = ev.u.message.stream;
+                m->ppid = ev.u.message.ppid;
+                m->len = ev.u.message.len;
+                m->unordered = ev.u.message.unordered;
+                m->data = malloc(m->len ? m->len : 1);
+                memcpy(m->data, ev.u.message.data, m->len);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return any;
+}
+
+static bool move_packets(peer_t *from, peer_t *to, bool a_to_b)
+{
+    tern_transmit_t tx;
+    bool any = false;
+    while (from->s && tern_sctp_poll_transmit(from->s, &tx)) {
+        any = true;
+        if (lose && lose(tx.data, tx.len, a_to_b))
+            continue;
+        /* Copy: tx.data is only valid until the next call on `from`. */
+        uint8_t buf[2048];
+        ok(tx.len <= sizeof buf);
+        memcpy(buf, tx.data, tx.len);
+        delivered_packets++;
+        if (to->s)
+            tern_sctp_handle_input(to->s, now, buf, tx.len);
+    }
+    return any;
+}
+
+/* Exchange packets and events until both sides are idle at the current time. */
+static void exchange(void)
+{
+    for (int guard = 0; guard < 100000; guard++) {
+        bool any = move_packets(&pa, &pb, true);
+        any |= move_packets(&pb, &pa, false);
+        any |= drain_events(&pa);
+        any |= drain_events(&pb);
+        if (!any)
+            return;
+    }
+    ok(!"exchange did not settle");
+}
+
+/* Advance the virtual clock by one global tick and run the timers. */
+static void tick(void)
+{
+    tern_time_t d = tern_sctp_global_next_deadline(&ctx);
+    if (d == TERN_TIME_NEVER)
+        d = now + TERN_MS(10);
+    if (d > now)
+        now = d;
+    tern_sctp_global_handle_timeout(&ctx, now);
+    exchange();
+}
+
+typedef bool (*cond_fn)(void);
+
+/* Run until cond holds or budget_us of virtual time passes. */
+static bool run_until(cond_fn cond, tern_time_t budget_us)
+{
+    tern_time_t end = now + budget_us;
+    exchange();
+    while (!cond()) {
+        if (now >= end)
+            return false;
+        tick();
+    }
+    return true;
+}
+
+static bool both_connected(void)
+{
+    return pa.connected && pb.connected;
+}
+
+static int peer_new(peer_t *p, size_t max_message_size)
+{
+    memset(p, 0, sizeof *p);
+    tern_sctp_config_t cfg = {
+        .max_message_size = max_message_size, .on_pending = on_pending, .owner = p};
+    return tern_sctp_new(&ctx, &cfg, now, &p->s);
+}
+
+static void connect_pair(size_t max_a, size_t max_b)
+{
+    eq_int(peer_new(&pa, max_a), 0);
+    eq_int(peer_new(&pb, max_b), 0);
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_NEW);
+    eq_int(tern_sctp_connect(pa.s, now), 0);
+    eq_int(tern_sctp_connect(pb.s, now), 0);
+    ok(run_until(both_connected, TERN_SEC(5)));
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_CONNECTED);
+    eq_int(tern_sctp_outgoing_streams(pa.s), TERN_SCTP_STREAMS);
+}
+
+static void free_pair(void)
+{
+    peer_free(&pa);
+    peer_free(&pb);
+}
+
+/* ---- payloads ---- */
+
+static uint8_t pattern_byte(uint32_t seed, size_t i)
+{
+    return (uint8_t)((i * 131u + seed * 7u + (i >> 8)) & 0xff);
+}
+
+static uint8_t *make_payload(uint32_t seed, size_t len)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    for (size_t i = 0; i < len; i++)
+        p[i] = pattern_byte(seed, i);
+    return p;
+}
+
+static bool payload_ok(const msg_t *m, uint32_t seed, size_t len)
+{
+    if (m->len != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (m->data[i] != pattern_byte(seed, i))
+            return false;
+    return true;
+}
+
+/* Send, retrying through SEND_READY while the send buffer is full. */
+static int send_blocking(peer_t *p, uint16_t stream, uint32_t ppid, const uint8_t *data, size_t len,
+                         const tern_sctp_send_opts_t *opts)
+{
+    for (int i = 0; i < 10000; i++) {
+        int ret = tern_sctp_send(p->s, now, stream, ppid, data, len, opts);
+        if (ret != TERN_ERR_AGAIN)
+            return ret;
+        exchange();
+        if (p->send_ready == 0)
+            tick();
+    }
+    return TERN_ERR_AGAIN;
+}
+
+/* ---- tests ---- */
+
+static void test_connect_and_close(void)
+{
+    eq_int(tern_sctp_global_next_deadline(&ctx), TERN_TIME_NEVER);
+    connect_pair(0, 0);
+    ok(tern_sctp_global_next_deadline(&ctx) != TERN_TIME_NEVER);
+    ok(tern_sctp_global_next_deadline(&ctx) <= now + TERN_MS(10));
+    eq_int(tern_sctp_connect(pa.s, now), 0); /* already connected: no-op */
+
+    /* Before connected, sends are refused; bad arguments too. */
+    uint8_t one = 1;
+    eq_int(tern_sctp_send(pa.s, now, TERN_SCTP_STREAMS, 53, &one, 1, NULL), TERN_ERR_INVALID_ARG);
+    eq_int(tern_sctp_send(pa.s, now, 0, 53, &one, 0, NULL), TERN_ERR_INVALID_ARG);
+    tern_sctp_send_opts_t bad = {.pr_policy = 7};
+    eq_int(tern_sctp_send(pa.s, now, 0, 53, &one, 1, &bad), TERN_ERR_INVALID_ARG);
+
+    eq_int(tern_sctp_close(pa.s, now), 0);
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_CLOSING);
+    eq_int(tern_sctp_send(pa.s, now, 0, 53, &one, 1, NULL), TERN_ERR_INVALID_STATE);
+    tern_time_t start = now;
+    while (!(pa.closed && pb.closed) && now - start < TERN_SEC(5))
+        tick();
+    ok(pa.closed);
+    ok(pb.closed);
+    ok(!pa.failed && !pb.failed);
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_CLOSED);
+    eq_int(tern_sctp_state(pb.s), TERN_SCTP_STATE_CLOSED);
+    eq_int(tern_sctp_close(pa.s, now), 0);
+    eq_int(tern_sctp_connect(pa.s, now), TERN_ERR_INVALID_STATE);
+    free_pair();
+    eq_int(tern_sctp_global_next_deadline(&ctx), TERN_TIME_NEVER);
+}
+
+static void test_one_sided_connect(void)
+{
+    /* Only A calls connect: B's first input (A's INIT) starts B. */
+    eq_int(peer_new(&pa, 0), 0);
+    eq_int(peer_new(&pb, 0), 0);
+    eq_int(tern_sctp_connect(pa.s, now), 0);
+    ok(run_until(both_connected, TERN_SEC(5)));
+    free_pair();
+}
+
+static void test_messages(void)
+{
+    connect_pair(1 << 20, 1 << 20);
+    static const size_t sizes[] = {1,     2,     100,    1100,   1200,   5000,   16384,
+                                   65535, 65536, 100000, 262144, 262145, 1 << 20};
+    uint32_t seed = 1;
+    for (int dir = 0; dir < 2; dir++) {
+        peer_t *tx = dir ? &pb : &pa, *rx = dir ? &pa : &pb;
+        for (int unordered = 0; unordered < 2; unordered++) {
+            peer_reset_log(rx);
+            tern_sctp_send_opts_t opts = {.unordered = unordered};
+            for (size_t i = 0; i < TERN_ARRAY_LEN(sizes); i++) {
+                uint8_t *data = make_payload(seed + (uint32_t)i, sizes[i]);
+                eq_int(
+                    send_blocking(tx, (uint16_t)(i * 3), 53 + (uint32_t)i, data, sizes[i], &opts),
+                    0);
+                free(data);
+            }
+            exchange();
+            for (int k = 0; k < 200 && rx->nmsgs < TERN_ARRAY_LEN(sizes); k++)
+                tick();
+            eq_int(rx->nmsgs, TERN_ARRAY_LEN(sizes));
+            for (size_t i = 0; i < TERN_ARRAY_LEN(sizes) && i < rx->nmsgs; i++) {
+                /* Unordered messages on different streams may pass each other: match by PPID. */
+                size_t j = i;
+                for (size_t k = 0; k < rx->nmsgs; k++)
+                    if (rx->msgs[k].ppid == 53 + i)
+                        j = k;
+                const msg_t *m = &rx->msgs[j];
+                eq_int(m->stream, i * 3);
+                eq_int(m->ppid, 53 + i);
+                ok(payload_ok(m, seed + (uint32_t)i, sizes[i]));
+                eq_int(m->unordered, unordered);
+                if (!unordered)
+                    eq_int(j, i);
+            }
+            seed += 100;
+        }
+    }
+    tern_sctp_stats_t st;
+    tern_sctp_get_stats(pa.s, &st);
+    ok(st.messages_sent == 2 * TERN_ARRAY_LEN(sizes));
+    ok(st.messages_received == 2 * TERN_ARRAY_LEN(sizes));
+    eq_int(st.messages_too_large, 0);
+    free_pair();
+}
+
+static void test_receive_limit(void)
+{
+    /* B accepts at most 300000 bytes: a bigger message is dropped whole, the next one arrives. */
+    connect_pair(0, 300000);
+    uint8_t *big = make_payload(9, 700000);
+    eq_int(send_blocking(&pa, 1, 53, big, 700000, NULL), 0);
+    eq_int(send_blocking(&pa, 1, 53, big, 300000, NULL), 0);
+    eq_int(send_blocking(&pa, 1, 53, big, 300001, NULL), 0);
+    eq_int(send_blocking(&pa, 2, 51, big, 10, NULL), 0);
+    for (int k = 0; k < 200 && pb.nmsgs < 2; k++)
+        tick();
+    eq_int(pb.nmsgs, 2);
+    if (pb.nmsgs == 2) {
+        ok(payload_ok(&pb.msgs[0], 9, 300000));
+        ok(payload_ok(&pb.msgs[1], 9, 10));
+    }
+    tern_sctp_stats_t st;
+    tern_sctp_get_stats(pb.s, &st);
+    eq_int(st.messages_too_large, 2);
+    free(big);
+    free_pair();
+}
+
+/* Loss patterns. */
+static unsigned loss_counter;
+static bool lose_every_fifth(const uint8_t *pkt, size_t len, bool a_to_b)
+{
+    (void)pkt;
+    (void)len;
+    (void)a_to_b;
+    return ++loss_counter % 5 == 0;
+}
+
+static bool drop_a_to_b;
+static bool lose_when_blocked(const uint8_t *pkt, size_t len, bool a_to_b)
+{
+    (void)pkt;
+    (void)len;
+    return drop_a_to_b && a_to_b;
+}
+
+static void test_loss_recovery(void)
+{
+    connect_pair(0, 0);
+    lose = lose_every_fifth;
+    loss_counter = 0;
+    enum { N = 300 };
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len = 200 + (i * 37) % 3000;
+        uint8_t *d = make_payload(i, len);
+        eq_int(send_blocking(&pa, (uint16_t)(i % 4), 53, d, len, NULL), 0);
+        free(d);
+    }
+    for (int k = 0; k < 3000 && pb.nmsgs < N; k++)
+        tick();
+    eq_int(pb.nmsgs, N);
+    /* Per stream in order, every message intact. */
+    uint32_t next[4] = {0, 1, 2, 3};
+    bool all_ok = true;
+    for (size_t i = 0; i < pb.nmsgs; i++) {
+        const msg_t *m = &pb.msgs[i];
+        uint32_t seq = next[m->stream % 4];
+        all_ok &= payload_ok(m, seq, 200 + (seq * 37) % 3000);
+        next[m->stream % 4] += 4;
+    }
+    ok(all_ok);
+    lose = NULL;
+    free_pair();
+}
+
+static void test_partial_reliability(void)
+{
+    connect_pair(0, 0);
+    uint8_t *d = make_payload(5, 4000);
+
+    /* Max retransmits 0: while A->B is cut, messages are abandoned after their one try. */
+    lose = lose_when_blocked;
+    drop_a_to_b = true;
+    tern_sctp_send_opts_t rtx0 = {.unordered = true, .pr_policy = TERN_SCTP_PR_RTX, .pr_value = 0};
+    for (int i = 0; i < 20; i++)
+        eq_int(tern_sctp_send(pa.s, now, 7, 53, d, 1000 + (size_t)i, &rtx0), 0);
+    exchange();
+    for (int k = 0; k < 300; k++) /* 3 s: past the retransmission timeout */
+        tick();
+    drop_a_to_b = false;
+    /* A reliable message after them arrives; the abandoned ones never do (FORWARD-TSN). */
+    eq_int(send_blocking(&pa, 8, 51, d, 10, NULL), 0);
+    for (int k = 0; k < 500 && pb.nmsgs == 0; k++)
+        tick();
+    for (int k = 0; k < 100; k++)
+        tick();
+    size_t abandoned_rtx = 0, reliable = 0;
+    for (size_t i = 0; i < pb.nmsgs; i++) {
+        if (pb.msgs[i].stream == 8)
+            reliable++;
+        else
+            abandoned_rtx++;
+    }
+    eq_int(reliable, 1);
+    ok(abandoned_rtx < 20);
+
+    /* Lifetime 100 ms: messages older than that are not retransmitted. */
+    peer_reset_log(&pb);
+    drop_a_to_b = true;
+    tern_sctp_send_opts_t ttl = {.pr_policy = TERN_SCTP_PR_TTL, .pr_value = 100};
+    for (int i = 0; i < 10; i++)
+        eq_int(tern_sctp_send(pa.s, now, 9, 53, d, 500, &ttl), 0);
+    exchange();
+    for (int k = 0; k < 300; k++)
+        tick();
+    drop_a_to_b = false;
+    eq_int(send_blocking(&pa, 9, 51, d, 10, NULL), 0);
+    for (int k = 0; k < 500 && pb.nmsgs == 0; k++)
+        tick();
+    for (int k = 0; k < 100; k++)
+        tick();
+    eq_int(pb.nmsgs, 1);
+    if (pb.nmsgs)
+        eq_int(pb.msgs[0].ppid, 51);
+    lose = NULL;
+    free(d);
+    free_pair();
+}
+
+static void test_stream_reset(void)
+{
+    connect_pair(0, 0);
+    uint8_t d[100] = {1};
+    eq_int(tern_sctp_send(pa.s, now, 3, 53, d, sizeof d, NULL), 0);
+    eq_int(tern_sctp_reset_stream(pa.s, now, 3), 0);
+    eq_int(tern_sctp_reset_stream(pa.s, now, TERN_SCTP_STREAMS), TERN_ERR_INVALID_ARG);
+    for (int k = 0; k < 100 && !(pa.nreset_out && pb.nreset_in); k++)
+        tick();
+    eq_int(pb.nmsgs, 1); /* queued data goes before the reset */
+    eq_int(pb.nreset_in, 1);
+    eq_int(pa.nreset_out, 1);
+    if (pb.nreset_in && pa.nreset_out) {
+        eq_int(pb.reset_in[0], 3);
+        eq_int(pa.reset_out[0], 3);
+    }
+    /* B answers with its own reset (what a data channel does, RFC 8831 §6.7). */
+    eq_int(tern_sctp_reset_stream(pb.s, now, 3), 0);
+    for (int k = 0; k < 100 && !(pb.nreset_out && pa.nreset_in); k++)
+        tick();
+    eq_int(pa.nreset_in, 1);
+    eq_int(pb.nreset_out, 1);
+    /* The stream is usable again, with fresh sequence numbers. */
+    eq_int(tern_sctp_send(pa.s, now, 3, 51, d, 5, NULL), 0);
+    for (int k = 0; k < 100 && pb.nmsgs < 2; k++)
+        tick();
+    eq_int(pb.nmsgs, 2);
+
+    /* Several resets at once are batched by usrsctp and all complete. */
+    peer_reset_log(&pa);
+    peer_reset_log(&pb);
+    for (uint16_t i = 10; i < 20; i++)
+        eq_int(tern_sctp_reset_stream(pa.s, now, i), 0);
+    for (int k = 0; k < 300 && pa.nreset_out < 10; k++)
+        tick();
+    eq_int(pa.nreset_out, 10);
+    eq_int(pb.nreset_in, 10);
+    free_pair();
+}
+
+static void test_backpressure(void)
+{
+    connect_pair(0, 0);
+    /* Fill A's send buffer without letting anything through. */
+    uint8_t *d = make_payload(3, 65536);
+    int sent = 0, ret = 0;
+    for (int i = 0; i < 1000; i++) {
+        ret = tern_sctp_send(pa.s, now, 1, 53, d, 65536, NULL);
+        if (ret)
+            break;
+        sent++;
+    }
+    eq_int(ret, TERN_ERR_AGAIN);
+    ok(sent >= 8); /* at least the 1 MiB buffer less what is in flight */
+    exchange();
+    for (int k = 0; k < 100 && !pa.send_ready; k++)
+        tick();
+    ok(pa.send_ready > 0);
+    eq_int(tern_sctp_send(pa.s, now, 1, 53, d, 65536, NULL), 0);
+    sent++;
+    for (int k = 0; k < 500 && pb.nmsgs < (size_t)sent; k++)
+        tick();
+    eq_int(pb.nmsgs, sent);
+    free(d);
+    free_pair();
+}
+
+static void test_pending_hook(void)
+{
+    connect_pair(0, 0);
+    /* A message whose packets are lost is retransmitted by the global timer: A's owner hears
+     * of it through on_pending, since no call on A caused it. */
+    lose = lose_when_blocked;
+    drop_a_to_b = true;
+    uint8_t d[10] = {0};
+    eq_int(tern_sctp_send(pa.s, now, 0, 53, d, sizeof d, NULL), 0);
+    exchange();
+    drop_a_to_b = false;
+    int before = pa.pending_calls;
+    for (int k = 0; k < 200 && pb.nmsgs == 0; k++) {
+        tern_time_t d2 = tern_sctp_global_next_deadline(&ctx);
+        now = d2;
+        tern_sctp_global_handle_timeout(&ctx, now);
+        /* Only drain A when it says so. */
+        if (pa.pending_calls != before) {
+            before = pa.pending_calls;
+            exchange();
+        }
+    }
+    eq_int(pb.nmsgs, 1);
+    lose = NULL;
+    free_pair();
+}
+
+static void test_global_clock(void)
+{
+    /* A second context shares the process's tick: it reports the same deadline, and ticking
+     * from both at the same time runs the timers once. */
+    tern_ctx_t ctx2;
+    memset(&ctx2, 0, sizeof ctx2);
+    tern_ctx_init_base(&ctx2, NULL);
+    eq_int(tern_sctp_global_next_deadline(&ctx2), TERN_TIME_NEVER);
+    tern_sctp_t *s2 = NULL;
+    eq_int(tern_sctp_new(&ctx2, NULL, now, &s2), 0);
+    eq_int(peer_new(&pa, 0), 0);
+    tern_time_t d1 = tern_sctp_global_next_deadline(&ctx);
+    eq_int(tern_sctp_global_next_deadline(&ctx2), d1);
+    now = d1;
+    eq_int(tern_sctp_global_handle_timeout(&ctx, now), 0);
+    eq_int(tern_sctp_global_handle_timeout(&ctx2, now), 0);
+    eq_int(tern_sctp_global_next_deadline(&ctx2), d1 + TERN_MS(10));
+    /* Time going backwards restarts the clock instead of ticking a huge interval. */
+    eq_int(tern_sctp_global_handle_timeout(&ctx, now - TERN_SEC(100)), 0);
+    eq_int(tern_sctp_global_next_deadline(&ctx), now - TERN_SEC(100) + TERN_MS(10));
+    eq_int(tern_sctp_global_handle_timeout(&ctx, now), 0);
+    tern_sctp_free(s2);
+    eq_int(tern_sctp_global_next_deadline(&ctx2), TERN_TIME_NEVER);
+    ok(tern_sctp_global_next_deadline(&ctx) != TERN_TIME_NEVER);
+    peer_free(&pa);
+}
+
+static void test_restart_stack(void)
+{
+    /* After the last association is gone usrsctp is finished; a new one starts it again. */
+    connect_pair(0, 0);
+    free_pair();
+    connect_pair(0, 0);
+    uint8_t d[3] = {1, 2, 3};
+    eq_int(tern_sctp_send(pb.s, now, 5, 51, d, 3, NULL), 0);
+    for (int k = 0; k < 50 && pa.nmsgs == 0; k++)
+        tick();
+    eq_int(pa.nmsgs, 1);
+    free_pair();
+    /* Free while up: no crash, no callback. */
+    connect_pair(0, 0);
+    tern_sctp_free(pa.s);
+    pa.s = NULL;
+    for (int k = 0; k < 10; k++)
+        tick();
+    free_pair();
+}
+
+static void test_bad_input(void)
+{
+    connect_pair(0, 0);
+    static const uint8_t junk[] = {0x13, 0x88, 0x13, 0x88, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3};
+    eq_int(tern_sctp_handle_input(pa.s, now, junk, sizeof junk), 0);
+    eq_int(tern_sctp_handle_input(pa.s, now, junk, 3), 0);
+    eq_int(tern_sctp_handle_input(pa.s, now, NULL, 0), 0);
+    eq_int(tern_sctp_handle_input(pa.s, now, NULL, 5), TERN_ERR_INVALID_ARG);
+    exchange();
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_CONNECTED);
+    uint8_t d[1] = {9};
+    eq_int(tern_sctp_send(pa.s, now, 0, 53, d, 1, NULL), 0);
+    for (int k = 0; k < 50 && pb.nmsgs == 0; k++)
+        tick();
+    eq_int(pb.nmsgs, 1);
+    ok(tern_sctp_new(&ctx, &(tern_sctp_config_t){.mtu = 100}, now, &pa.s) == TERN_ERR_INVALID_ARG);
+    free_pair();
+}
+
+int main(void)
+{
+    static uint64_t seed = 42;
+    tern_ctx_config_t cfg = {.random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
+    tern_ctx_init_base(&ctx, &cfg);
+    subtest("connect and close", test_connect_and_close);
+    subtest("one-sided connect", test_one_sided_connect);
+    subtest("messages", test_messages);
+    subtest("receive limit", test_receive_limit);
+    subtest("loss recovery", test_loss_recovery);
+    subtest("partial reliability", test_partial_reliability);
+    subtest("stream reset", test_stream_reset);
+    subtest("backpressure", test_backpressure);
+    subtest("pending hook", test_pending_hook);
+    subtest("global clock", test_global_clock);
+    subtest("restart stack", test_restart_stack);
+    subtest("bad input", test_bad_input);
+    return check_done();
+}
