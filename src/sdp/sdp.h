@@ -147,8 +147,8 @@ void tern_sdp_free(tern_ctx_t *ctx, tern_sdp_t *sdp);
  * "DTLS/SCTP"), a=max-message-size, the candidates, a=end-of-candidates; each only when the
  * model has it. A rejected section (port 0, not bundle_only) is written with its m=, c= and
  * a=mid lines only (JSEP, RFC 8829). Parsing the result gives back the same model, except that
- * a rejected section keeps only kind, port, proto, fmt and mid, and an empty connection_addr
- * comes back as "0.0.0.0".
+ * a rejected section keeps only kind, port, proto, fmt, mid and connection_addr, an empty
+ * connection_addr comes back as "0.0.0.0" and an empty origin_user or session_name as "-".
  * @param sdp  borrowed.
  * @param out  on success a NUL-terminated string allocated with the ctx allocator, to free with
  *             tern_free(ctx, ...); untouched on failure.

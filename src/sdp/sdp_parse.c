@@ -9,7 +9,6 @@
  */
 #include "sdp/sdp.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,13 +35,14 @@ typedef struct parser {
     size_t raw_len;
     char line[TERN_SDP_MAX_LINE + 1];
 
+    char why[160]; /* the reason of a failure, before it is put into err */
     char *err;
     size_t errcap;
 } parser_t;
 
 /* ---- errors ---- */
 
-/* Quote a line for an error: printable bytes only, ice-pwd values hidden, at most
+/* Quote a line for an error: printable ASCII only, ice-pwd values hidden, at most
    ERR_QUOTE_MAX bytes. */
 static void quote_line(const char *raw, size_t len, char *out, size_t cap)
 {
@@ -59,50 +59,34 @@ static void quote_line(const char *raw, size_t len, char *out, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < shown && n + 1 < cap; i++) {
         unsigned char c = (unsigned char)raw[i];
-        out[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+        out[n++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
     }
     out[n] = '\0';
     snprintf(out + n, cap - n, "%s", suffix);
 }
 
-static int fail_at(parser_t *p, size_t line_no, const char *raw, size_t raw_len, const char *fmt,
-                   va_list ap)
+/* Write "line N: <why>: <line>" (or "<why>" when line_no is 0) for the caller. */
+static int fail_at(parser_t *p, size_t line_no, const char *raw, size_t raw_len)
 {
     if (!p->err || p->errcap == 0)
         return TERN_ERR_PARSE;
-    char why[160];
-    vsnprintf(why, sizeof why, fmt, ap);
     if (line_no == 0) {
-        snprintf(p->err, p->errcap, "%s", why);
+        snprintf(p->err, p->errcap, "%s", p->why);
         return TERN_ERR_PARSE;
     }
     char quoted[ERR_QUOTE_MAX + 16];
     quote_line(raw, raw_len, quoted, sizeof quoted);
-    snprintf(p->err, p->errcap, "line %zu: %s: %s", line_no, why, quoted);
+    snprintf(p->err, p->errcap, "line %zu: %s: %s", line_no, p->why, quoted);
     return TERN_ERR_PARSE;
 }
 
-/* Fail on the current line. */
-static int fail(parser_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(parser_t *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int ret = fail_at(p, p->line_no, p->raw, p->raw_len, fmt, ap);
-    va_end(ap);
-    return ret;
-}
-
-/* Fail on the whole text (no line to name). */
-static int fail_text(parser_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail_text(parser_t *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int ret = fail_at(p, 0, NULL, 0, fmt, ap);
-    va_end(ap);
-    return ret;
-}
+/* Fail on the current line, or on the whole text, with a printf-formatted reason. Macros, so
+   that the compiler checks each format against its arguments. */
+#define FAIL(p, ...)                                                                               \
+    (snprintf((p)->why, sizeof(p)->why, __VA_ARGS__),                                              \
+     fail_at((p), (p)->line_no, (p)->raw, (p)->raw_len))
+#define FAIL_TEXT(p, ...)                                                                          \
+    (snprintf((p)->why, sizeof(p)->why, __VA_ARGS__), fail_at((p), 0, NULL, 0))
 
 /* ---- small lexical helpers ---- */
 
@@ -202,7 +186,7 @@ static int copy_field(parser_t *p, char *dst, size_t cap, const char *src, const
 {
     size_t len = strlen(src);
     if (len >= cap)
-        return fail(p, "%s longer than %zu characters", what, cap - 1);
+        return FAIL(p, "%s longer than %zu characters", what, cap - 1);
     memcpy(dst, src, len + 1);
     return TERN_OK;
 }
@@ -212,20 +196,20 @@ static int copy_field(parser_t *p, char *dst, size_t cap, const char *src, const
 static int parse_origin(parser_t *p, char *value)
 {
     if (p->media)
-        return fail(p, "o= line inside a media section");
+        return FAIL(p, "o= line inside a media section");
     if (p->seen_o)
-        return fail(p, "second o= line");
+        return FAIL(p, "second o= line");
     /* o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> */
     char *tok[6];
     for (size_t i = 0; i < 6; i++)
         if (!(tok[i] = next_token(&value)))
-            return fail(p, "o= line with fewer than 6 fields");
+            return FAIL(p, "o= line with fewer than 6 fields");
     if (*rest(value))
-        return fail(p, "o= line with more than 6 fields");
+        return FAIL(p, "o= line with more than 6 fields");
     if (!parse_u64(tok[1], &p->sdp->session_id))
-        return fail(p, "o= session id is not a number");
+        return FAIL(p, "o= session id is not a number");
     if (!parse_u64(tok[2], &p->sdp->session_version))
-        return fail(p, "o= session version is not a number");
+        return FAIL(p, "o= session version is not a number");
     int ret = copy_field(p, p->sdp->origin_user, sizeof p->sdp->origin_user, tok[0], "o= username");
     if (ret)
         return ret;
@@ -248,10 +232,10 @@ static int parse_port(parser_t *p, char *text, uint16_t *port)
     if (slash) {
         *slash = '\0';
         if (!parse_u64(slash + 1, &count))
-            return fail(p, "m= port count is not a number");
+            return FAIL(p, "m= port count is not a number");
     }
     if (!parse_u16(text, port))
-        return fail(p, "m= port is not a number from 0 to 65535");
+        return FAIL(p, "m= port is not a number from 0 to 65535");
     return TERN_OK;
 }
 
@@ -274,18 +258,18 @@ static bool is_proto(const char *s)
 static int parse_media(parser_t *p, char *value)
 {
     if (p->sdp->media_count >= TERN_SDP_MAX_MEDIA)
-        return fail(p, "more than %d m= sections", TERN_SDP_MAX_MEDIA);
+        return FAIL(p, "more than %d m= sections", TERN_SDP_MAX_MEDIA);
     /* m=<media> <port>[/<number of ports>] <proto> <fmt> ... */
     char *kind = next_token(&value);
     char *port_text = next_token(&value);
     char *proto = next_token(&value);
     char *fmt = rest(value);
     if (!kind || !port_text || !proto || !*fmt)
-        return fail(p, "m= line needs media, port, proto and fmt");
+        return FAIL(p, "m= line needs media, port, proto and fmt");
     if (!is_token(kind))
-        return fail(p, "m= media is not a token");
+        return FAIL(p, "m= media is not a token");
     if (!is_proto(proto))
-        return fail(p, "m= proto is not a token list");
+        return FAIL(p, "m= proto is not a token list");
     uint16_t port;
     int ret = parse_port(p, port_text, &port);
     if (ret)
@@ -313,12 +297,12 @@ static int parse_connection(parser_t *p, char *value)
     char *addrtype = next_token(&value);
     char *addr = next_token(&value);
     if (!nettype || !addrtype || !addr || *rest(value))
-        return fail(p, "c= line needs nettype, addrtype and address");
+        return FAIL(p, "c= line needs nettype, addrtype and address");
     char *slash = strchr(addr, '/');
     if (slash)
         *slash = '\0';
     if (!*addr)
-        return fail(p, "c= address is empty");
+        return FAIL(p, "c= address is empty");
     if (m->connection_addr[0])
         return TERN_OK; /* a second c= (multicast, RFC 8866 §5.7): the first one is kept */
     return copy_field(p, m->connection_addr, sizeof m->connection_addr, addr, "c= address");
@@ -339,18 +323,18 @@ static int attr_ice_cred(parser_t *p, const char *value, bool pwd)
     size_t cap = pwd ? sizeof m->ice_pwd : sizeof m->ice_ufrag;
     const char *what = pwd ? "a=ice-pwd" : "a=ice-ufrag";
     if (!value || !*value)
-        return fail(p, "%s without value", what);
+        return FAIL(p, "%s without value", what);
     if (dst[0])
-        return fail(p, "second %s at this level", what);
+        return FAIL(p, "second %s at this level", what);
     if (!is_ice_chars(value))
-        return fail(p, "%s has a character that is not an ice-char", what);
+        return FAIL(p, "%s has a character that is not an ice-char", what);
     return copy_field(p, dst, cap, value, what);
 }
 
 static int attr_ice_options(parser_t *p, char *value)
 {
     if (!value)
-        return fail(p, "a=ice-options without value");
+        return FAIL(p, "a=ice-options without value");
     char *opt;
     while ((opt = next_token(&value)) != NULL)
         if (strcmp(opt, "trickle") == 0)
@@ -365,12 +349,12 @@ static int attr_fingerprint(parser_t *p, char *value)
     char *alg = value ? next_token(&value) : NULL;
     char *fp = alg ? next_token(&value) : NULL;
     if (!alg || !fp || *rest(value))
-        return fail(p, "a=fingerprint needs a hash function and a fingerprint");
+        return FAIL(p, "a=fingerprint needs a hash function and a fingerprint");
     if (!is_token(alg))
-        return fail(p, "a=fingerprint hash function is not a token");
+        return FAIL(p, "a=fingerprint hash function is not a token");
     uint8_t bytes[FP_MAX_BYTES];
     if (tern_hex_colon_decode(fp, strlen(fp), bytes, sizeof bytes) <= 0)
-        return fail(p, "a=fingerprint is not colon-separated hex of at most %d bytes",
+        return FAIL(p, "a=fingerprint is not colon-separated hex of at most %d bytes",
                     FP_MAX_BYTES);
     if (m->fingerprint[0])
         return TERN_OK; /* the first one wins (see sdp.h) */
@@ -397,7 +381,7 @@ static int attr_setup(parser_t *p, const char *value)
     tern_sdp_media_t *m = level(p);
     tern_sdp_setup_t setup;
     if (!value)
-        return fail(p, "a=setup without value");
+        return FAIL(p, "a=setup without value");
     if (strcmp(value, "actpass") == 0)
         setup = TERN_SDP_SETUP_ACTPASS;
     else if (strcmp(value, "active") == 0)
@@ -405,9 +389,9 @@ static int attr_setup(parser_t *p, const char *value)
     else if (strcmp(value, "passive") == 0)
         setup = TERN_SDP_SETUP_PASSIVE;
     else
-        return fail(p, "a=setup is not actpass, active or passive");
+        return FAIL(p, "a=setup is not actpass, active or passive");
     if (m->setup != TERN_SDP_SETUP_NONE)
-        return fail(p, "second a=setup at this level");
+        return FAIL(p, "second a=setup at this level");
     m->setup = setup;
     return TERN_OK;
 }
@@ -416,7 +400,7 @@ static int attr_direction(parser_t *p, tern_sdp_direction_t dir)
 {
     tern_sdp_media_t *m = level(p);
     if (m->direction != TERN_SDP_DIR_NONE && m->direction != dir)
-        return fail(p, "two different directions at this level");
+        return FAIL(p, "two different directions at this level");
     m->direction = dir;
     return TERN_OK;
 }
@@ -424,9 +408,9 @@ static int attr_direction(parser_t *p, tern_sdp_direction_t dir)
 static int check_mid(parser_t *p, const char *mid, const char *what)
 {
     if (!is_token(mid))
-        return fail(p, "%s is not a token", what);
+        return FAIL(p, "%s is not a token", what);
     if (strlen(mid) >= TERN_SDP_MID_SIZE)
-        return fail(p, "%s longer than %d characters", what, TERN_SDP_MID_SIZE - 1);
+        return FAIL(p, "%s longer than %d characters", what, TERN_SDP_MID_SIZE - 1);
     return TERN_OK;
 }
 
@@ -435,14 +419,14 @@ static int attr_mid(parser_t *p, const char *value)
     if (!p->media)
         return TERN_OK; /* a=mid is media-level (RFC 5888 §4); tolerated and dropped */
     if (!value)
-        return fail(p, "a=mid without value");
+        return FAIL(p, "a=mid without value");
     int ret = check_mid(p, value, "a=mid");
     if (ret)
         return ret;
     if (p->media->mid[0])
-        return fail(p, "second a=mid in one section");
+        return FAIL(p, "second a=mid in one section");
     if (tern_sdp_find_mid(p->sdp, value))
-        return fail(p, "mid \"%s\" used by two sections", value);
+        return FAIL(p, "mid \"%s\" used by two sections", value);
     memcpy(p->media->mid, value, strlen(value) + 1);
     return TERN_OK;
 }
@@ -452,15 +436,15 @@ static int attr_candidate(parser_t *p, char *value)
     if (!p->media)
         return TERN_OK; /* media-level only (RFC 8839 §5.1) */
     if (!value || !*value)
-        return fail(p, "a=candidate without value");
+        return FAIL(p, "a=candidate without value");
     value[-1] = ':'; /* put back what parse_attribute cut, to keep the line verbatim */
     if (p->media->candidate_count >= TERN_SDP_MAX_CANDIDATES)
-        return fail(p, "more than %d candidates in one section", TERN_SDP_MAX_CANDIDATES);
+        return FAIL(p, "more than %d candidates in one section", TERN_SDP_MAX_CANDIDATES);
     int ret = tern_sdp_media_add_candidate(p->ctx, p->media, p->line + 2);
     if (ret == TERN_ERR_NOMEM)
         return ret;
     if (ret)
-        return fail(p, "a=candidate refused");
+        return FAIL(p, "a=candidate refused");
     return TERN_OK;
 }
 
@@ -470,9 +454,9 @@ static int attr_sctp_port(parser_t *p, const char *value)
         return TERN_OK;
     uint16_t port;
     if (!value || !parse_u16(value, &port) || port == 0)
-        return fail(p, "a=sctp-port is not a number from 1 to 65535");
+        return FAIL(p, "a=sctp-port is not a number from 1 to 65535");
     if (p->seen_sctp_port)
-        return fail(p, "second a=sctp-port in one section");
+        return FAIL(p, "second a=sctp-port in one section");
     p->seen_sctp_port = true;
     p->media->sctp_port = port; /* a=sctp-port wins over a=sctpmap */
     return TERN_OK;
@@ -489,13 +473,13 @@ static int attr_sctpmap(parser_t *p, char *value)
     char *streams = app ? next_token(&value) : NULL;
     uint16_t port, count = 0;
     if (!number || !app)
-        return fail(p, "a=sctpmap needs a port and an application");
+        return FAIL(p, "a=sctpmap needs a port and an application");
     if (!parse_u16(number, &port) || port == 0)
-        return fail(p, "a=sctpmap port is not a number from 1 to 65535");
+        return FAIL(p, "a=sctpmap port is not a number from 1 to 65535");
     if (streams && !parse_u16(streams, &count))
-        return fail(p, "a=sctpmap stream count is not a number up to 65535");
+        return FAIL(p, "a=sctpmap stream count is not a number up to 65535");
     if (p->seen_sctpmap)
-        return fail(p, "second a=sctpmap in one section");
+        return FAIL(p, "second a=sctpmap in one section");
     p->seen_sctpmap = true;
     p->media->sctpmap_streams = count;
     if (!p->seen_sctp_port)
@@ -509,9 +493,9 @@ static int attr_max_message_size(parser_t *p, const char *value)
         return TERN_OK;
     uint64_t size;
     if (!value || !parse_u64(value, &size))
-        return fail(p, "a=max-message-size is not a number");
+        return FAIL(p, "a=max-message-size is not a number");
     if (p->seen_max_message_size)
-        return fail(p, "second a=max-message-size in one section");
+        return FAIL(p, "second a=max-message-size in one section");
     p->seen_max_message_size = true;
     p->media->has_max_message_size = true;
     p->media->max_message_size = size;
@@ -532,9 +516,9 @@ static int attr_group(parser_t *p, char *value)
         if (ret)
             return ret;
         if (sdp->bundle_count >= TERN_SDP_MAX_MEDIA)
-            return fail(p, "BUNDLE group of more than %d mids", TERN_SDP_MAX_MEDIA);
+            return FAIL(p, "BUNDLE group of more than %d mids", TERN_SDP_MAX_MEDIA);
         if (tern_sdp_in_bundle(sdp, mid))
-            return fail(p, "mid \"%s\" twice in the BUNDLE group", mid);
+            return FAIL(p, "mid \"%s\" twice in the BUNDLE group", mid);
         memcpy(sdp->bundle_mids[sdp->bundle_count++], mid, strlen(mid) + 1);
     }
     p->seen_bundle = true;
@@ -559,7 +543,7 @@ static int parse_attribute(parser_t *p, char *text)
         *value++ = '\0';
     const char *name = text;
     if (!*name)
-        return fail(p, "a= line without attribute name");
+        return FAIL(p, "a= line without attribute name");
     if (strcmp(name, "candidate") == 0)
         return attr_candidate(p, value);
     if (strcmp(name, "ice-ufrag") == 0)
@@ -611,11 +595,11 @@ static bool is_letter(char c)
 static int check_bytes(parser_t *p, const char *s, size_t n)
 {
     if (n > TERN_SDP_MAX_LINE)
-        return fail(p, "line longer than %d bytes", TERN_SDP_MAX_LINE);
+        return FAIL(p, "line longer than %d bytes", TERN_SDP_MAX_LINE);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 && c != '\t')
-            return fail(p, "control byte 0x%02x at column %zu", c, i + 1);
+            return FAIL(p, "control byte 0x%02x at column %zu", c, i + 1);
     }
     return TERN_OK;
 }
@@ -635,19 +619,19 @@ static int parse_line(parser_t *p, const char *s, size_t n)
     if (!p->seen_v) {
         /* RFC 8866 §5: an SDP starts with v=0, the only version there is (§5.1). */
         if (strcmp(line, "v=0") != 0)
-            return fail(p, "the first line must be v=0");
+            return FAIL(p, "the first line must be v=0");
         p->seen_v = true;
         return TERN_OK;
     }
     char *eq = strchr(line, '=');
     if (!eq)
-        return fail(p, "line without '='");
+        return FAIL(p, "line without '='");
     if (eq != line + 1 || !is_letter(line[0]))
-        return fail(p, "line type is not one letter");
+        return FAIL(p, "line type is not one letter");
     char *value = line + 2;
     switch (line[0]) {
     case 'v':
-        return fail(p, "second v= line");
+        return FAIL(p, "second v= line");
     case 'o':
         return parse_origin(p, value);
     case 's':
@@ -698,15 +682,15 @@ static int finish(parser_t *p)
 {
     tern_sdp_t *sdp = p->sdp;
     if (!p->seen_v)
-        return fail_text(p, "empty SDP: no v=0 line");
+        return FAIL_TEXT(p, "empty SDP: no v=0 line");
     if (!p->seen_o)
-        return fail_text(p, "no o= line");
+        return FAIL_TEXT(p, "no o= line");
     for (size_t i = 0; i < sdp->bundle_count; i++) {
         if (!tern_sdp_find_mid(sdp, sdp->bundle_mids[i])) {
             p->line_no = p->bundle_line_no;
             p->raw = p->bundle_raw;
             p->raw_len = p->bundle_raw_len;
-            return fail(p, "BUNDLE names mid \"%s\" of no section", sdp->bundle_mids[i]);
+            return FAIL(p, "BUNDLE names mid \"%s\" of no section", sdp->bundle_mids[i]);
         }
     }
     for (size_t i = 0; i < sdp->media_count; i++) {
@@ -751,7 +735,7 @@ int tern_sdp_parse(tern_ctx_t *ctx, const char *text, size_t len, tern_sdp_t **o
     p->errcap = errcap;
     int ret;
     if (len > TERN_SDP_MAX_TEXT) {
-        ret = fail_text(p, "SDP longer than %d bytes", TERN_SDP_MAX_TEXT);
+        ret = FAIL_TEXT(p, "SDP longer than %d bytes", TERN_SDP_MAX_TEXT);
         goto out;
     }
     if ((ret = tern_sdp_new(ctx, &p->sdp)) != 0)
