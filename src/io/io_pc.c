@@ -231,11 +231,17 @@ static void drain_pc(tern_loop_t *loop, tern_io_pc_t *e)
         while (tern_pc_poll_transmit(e->pc, &t))
             queue_transmit(loop, e, &t);
         tern_event_t ev;
-        if (!tern_pc_poll_event(e->pc, &ev))
+        if (tern_pc_poll_event(e->pc, &ev)) {
+            dispatch(e, &ev);
+            if (e->removed)
+                return;
+            continue;
+        }
+        /* Polling may itself make datagrams (an SCTP window update after a read): done only
+         * when both are empty in the same round (tern.h, the drain rule). */
+        if (!tern_pc_poll_transmit(e->pc, &t))
             break;
-        dispatch(e, &ev);
-        if (e->removed)
-            return;
+        queue_transmit(loop, e, &t);
     }
     e->draining = false;
     tern_io_heap_set(&loop->heap, &e->timer, tern_pc_next_deadline(e->pc));
