@@ -42,6 +42,8 @@
 /* Packets that may wait in the transmit queue: usrsctp sends at most a few bursts of
  * max_burst packets per call; what overflows is lost and retransmitted. */
 #define TXQ_ENTRIES 256
+/* usrsctp's path MTU for AF_CONN leaves out the 12-byte common header (RFC 4960 §3.1). */
+#define SCTP_COMMON_HEADER 12
 /* Smallest IPv4 datagram every host accepts (RFC 791); an SCTP MTU below it is a mistake. */
 #define MIN_MTU 576
 
@@ -279,7 +281,7 @@ static int configure_socket(struct tern_sctp *s)
     /* A fixed path MTU: PMTU discovery cannot work through DTLS/ICE (RFC 8261 §5). */
     struct sctp_paddrparams pp = {.spp_assoc_id = SCTP_FUTURE_ASSOC,
                                   .spp_flags = SPP_PMTUD_DISABLE,
-                                  .spp_pathmtu = s->cfg.mtu};
+                                  .spp_pathmtu = s->cfg.mtu - SCTP_COMMON_HEADER};
     const int sndbuf = SNDBUF_BYTES, rcvbuf = RCVBUF_BYTES;
 
     if ((ret = setopt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof lin, "SO_LINGER")) ||

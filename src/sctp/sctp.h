@@ -34,8 +34,12 @@ typedef struct tern_sctp tern_sctp_t;
 #define TERN_SCTP_STREAMS 1024
 /** Our max-message-size when the config says 0 (what Chromium advertises). */
 #define TERN_SCTP_DEFAULT_MAX_MESSAGE_SIZE 262144
-/** SCTP payload MTU when the config says 0: 1200 bytes of UDP payload less DTLS overhead. */
-#define TERN_SCTP_DEFAULT_MTU 1131
+/**
+ * Largest SCTP packet when the config says 0: 1200 bytes of UDP payload (what browsers use,
+ * safe on IPv6's 1280) less the DTLS 1.2 AES-GCM record overhead (13 header + 8 explicit nonce
+ * + 16 tag; ChaCha20-Poly1305 needs less).
+ */
+#define TERN_SCTP_DEFAULT_MTU 1163
 
 /** Association configuration; all zero means defaults. Copied by tern_sctp_new. */
 typedef struct tern_sctp_config {
@@ -46,7 +50,7 @@ typedef struct tern_sctp_config {
      * messages larger than this are dropped whole and counted (stats.messages_too_large).
      */
     size_t max_message_size;
-    /** SCTP packet size limit (the PMTU given to usrsctp); 0: TERN_SCTP_DEFAULT_MTU. */
+    /** Largest SCTP packet we send, common header included; 0: TERN_SCTP_DEFAULT_MTU. */
     uint16_t mtu;
     /**
      * Called when the association has something new to drain (packets, events) because of

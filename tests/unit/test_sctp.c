@@ -60,6 +60,7 @@ static peer_t pa, pb;
 typedef bool (*loss_fn)(const uint8_t *pkt, size_t len, bool a_to_b);
 static loss_fn lose;
 static uint64_t delivered_packets;
+static size_t max_packet;
 
 static void on_pending(void *owner)
 {
@@ -138,6 +139,8 @@ static bool move_packets(peer_t *from, peer_t *to, bool a_to_b)
         ok(tx.len <= sizeof buf);
         memcpy(buf, tx.data, tx.len);
         delivered_packets++;
+        if (tx.len > max_packet)
+            max_packet = tx.len;
         if (to->s)
             tern_sctp_handle_input(to->s, now, buf, tx.len);
     }
@@ -344,6 +347,8 @@ static void test_messages(void)
     ok(st.messages_sent == 2 * TERN_ARRAY_LEN(sizes));
     ok(st.messages_received == 2 * TERN_ARRAY_LEN(sizes));
     eq_int(st.messages_too_large, 0);
+    ok(max_packet <= TERN_SCTP_DEFAULT_MTU);
+    ok(max_packet > TERN_SCTP_DEFAULT_MTU - 16);
     free_pair();
 }
 
