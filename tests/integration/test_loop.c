@@ -1042,6 +1042,82 @@ static void test_post_drives_pc(void)
     tern_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Allocation failures                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+static int alloc_countdown = -1; /* fail the allocation when it reaches 0; -1: never */
+
+static bool should_fail(void)
+{
+    return alloc_countdown >= 0 && alloc_countdown-- == 0;
+}
+
+static void *fail_malloc(size_t size, void *user)
+{
+    (void)user;
+    return should_fail() ? NULL : malloc(size);
+}
+
+static void *fail_calloc(size_t n, size_t size, void *user)
+{
+    (void)user;
+    return should_fail() ? NULL : calloc(n, size);
+}
+
+static void *fail_realloc(void *ptr, size_t size, void *user)
+{
+    (void)user;
+    return should_fail() ? NULL : realloc(ptr, size);
+}
+
+static void fail_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static void noop_post(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Fail each allocation of a loop's life in turn: every failure is reported and nothing leaks. */
+static void test_failmalloc(void)
+{
+    static const tern_mem_t mem = {NULL, fail_malloc, fail_calloc, fail_realloc, fail_free};
+    tern_ctx_config_t cfg = {.log_level = TERN_LOG_ERROR, .mem = &mem};
+    tern_ctx_t *ctx = NULL;
+    tern_ctx_new(&cfg, &ctx);
+    tern_pc_config_t pc_cfg = {.include_loopback = true};
+    bool completed = false, reported = true;
+    for (int fail_at = 0; fail_at < 200 && !completed; fail_at++) {
+        alloc_countdown = fail_at;
+        tern_loop_t *loop = NULL;
+        tern_pc_t *pc = fake_pc_new(ctx, &pc_cfg);
+        int posts = 0;
+        int rc = tern_loop_new(ctx, &loop);
+        if (rc == TERN_OK)
+            rc = tern_loop_add_timer(loop, 1000, record_timer, NULL, NULL);
+        if (rc == TERN_OK)
+            rc = tern_loop_add_pc(loop, pc, NULL, NULL);
+        if (rc == TERN_OK)
+            rc = tern_loop_post(loop, noop_post, &posts);
+        if (rc == TERN_OK) {
+            tern_loop_run_once(loop, 0);
+            completed = posts == 1;
+        } else if (rc != TERN_ERR_NOMEM) {
+            reported = false;
+        }
+        alloc_countdown = -1;
+        tern_loop_free(loop);
+        fake_pc_free(pc);
+    }
+    ok(completed);
+    ok(reported);
+    tern_ctx_free(ctx);
+}
+
 int main(void)
 {
     subtest("heap", test_heap);
@@ -1058,5 +1134,6 @@ int main(void)
     subtest("remove in callback", test_remove_in_callback);
     subtest("unknown source", test_unknown_source);
     subtest("post drives pc", test_post_drives_pc);
+    subtest("failmalloc", test_failmalloc);
     return check_done();
 }
