@@ -689,6 +689,15 @@ static void test_clock(void)
     eq_int(mono_us() - m1, 500);
     vnet_free(net);
 
+    /* A run started at vnet_clock_next_start has no offset: its now is the process time. */
+    tern_time_t next = vnet_clock_next_start();
+    ok(next >= mono_us() + SEC && next % SEC == 0);
+    net = vnet_new(43, next);
+    eq_int(mono_us(), next);
+    vnet_advance(net, next + 777);
+    eq_int(mono_us(), next + 777);
+    vnet_free(net);
+
     /* Other clocks are real. */
     struct timespec cpu;
     eq_int(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu), 0);

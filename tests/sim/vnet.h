@@ -236,9 +236,16 @@ int vnet_nat_find_mapping(vnet_nat_t *nat, const tern_addr_t *internal, const te
 /*
  * Begin a run whose clock starts at `start`: from now on the process clock reads
  * offset + t for the run's time t, with the offset chosen so that it never goes backwards
- * across runs.
+ * across runs (0 if start is vnet_clock_next_start() or later).
  */
 void vnet_clock_begin_run(tern_time_t start);
+
+/*
+ * A start time for the next run that keeps the process clock monotonic with no offset: one
+ * second after the last run's time, rounded up to a whole second (1000000 for the first run).
+ * Runs of whole peers use it, since the stack keeps process-wide state (usrsctp's tick).
+ */
+tern_time_t vnet_clock_next_start(void);
 
 /* Set the run's time (from vnet_advance); earlier values are ignored. */
 void vnet_clock_set(tern_time_t now);

@@ -24,9 +24,11 @@
  * What: CLOCK_MONOTONIC, _RAW, _COARSE and CLOCK_BOOTTIME read the virtual process time;
  * CLOCK_REALTIME, _COARSE and gettimeofday read the real wall time at the first reading plus the
  * virtual time elapsed since; any other clock (CPU-time clocks) goes to the real clock_gettime
- * found with dlsym(RTLD_NEXT). The process time never goes backwards: each run (vnet_new)
- * restarts its own `now` at its start value, and the process time continues from where the
- * previous run left it plus one second. Single-threaded, as the simulations are.
+ * found with dlsym(RTLD_NEXT). The process time never goes backwards. Simulations of peers
+ * start each run at vnet_clock_next_start(), so a run's `now` is the process time itself (the
+ * stack keeps process-wide state across runs: usrsctp's tick). A run may also start at a
+ * fixed time such as 1000000 (the vnet self-test does); its `now` is then offset from the
+ * process time. Single-threaded, as the simulations are.
  */
 #include "vnet.h"
 
@@ -70,6 +72,8 @@ static tern_time_t real_us(clockid_t id)
 void vnet_clock_begin_run(tern_time_t start)
 {
     tern_time_t target = started ? process_us + RUN_GAP_US : process_us;
+    if (start >= target)
+        target = start; /* the run's time is the process time */
     started = true;
     run_offset = target - start;
     run_now = start;
@@ -82,6 +86,12 @@ void vnet_clock_set(tern_time_t now)
         return;
     run_now = now;
     process_us = run_offset + now;
+}
+
+tern_time_t vnet_clock_next_start(void)
+{
+    tern_time_t t = started ? process_us + RUN_GAP_US : process_us;
+    return (t + 999999) / 1000000 * 1000000;
 }
 
 tern_time_t vnet_clock_real_us(void)
