@@ -7,6 +7,7 @@
 #include "tern/tern.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@ typedef struct log_filter {
 static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER;
 static log_filter_t filter;
 static bool filter_loaded;
+/* The most verbose level any rule lets through, -1 before the filter is read: lines above it
+ * are dropped without taking the lock (the core formats at TRACE when the sink filters). */
+static atomic_int filter_max_level = -1;
 
 static const char *const level_names[] = {"none", "error", "warn", "info", "debug", "trace"};
 
@@ -63,11 +67,21 @@ static void parse_filter(const char *spec, log_filter_t *f)
     }
 }
 
+static void publish_max_level(const log_filter_t *f)
+{
+    int max = (int)f->default_level;
+    for (int i = 0; i < f->rule_count; i++)
+        if ((int)f->rules[i].level > max)
+            max = (int)f->rules[i].level;
+    atomic_store(&filter_max_level, max);
+}
+
 void tern_log_stderr_set_filter(const char *spec)
 {
     pthread_mutex_lock(&filter_lock);
     parse_filter(spec ? spec : getenv("TERN_LOG"), &filter);
     filter_loaded = true;
+    publish_max_level(&filter);
     pthread_mutex_unlock(&filter_lock);
 }
 
@@ -77,6 +91,7 @@ static tern_log_level_t level_for(const char *module)
     if (!filter_loaded) {
         parse_filter(getenv("TERN_LOG"), &filter);
         filter_loaded = true;
+        publish_max_level(&filter);
     }
     tern_log_level_t level = filter.default_level;
     for (int i = 0; i < filter.rule_count; i++)
@@ -89,6 +104,11 @@ static tern_log_level_t level_for(const char *module)
 void tern_log_stderr(void *user, tern_log_level_t level, const char *module, const char *msg)
 {
     (void)user;
+    if (level <= TERN_LOG_NONE || level > TERN_LOG_TRACE || !module || !msg)
+        return;
+    int max = atomic_load(&filter_max_level);
+    if (max >= 0 && (int)level > max)
+        return;
     if (level > level_for(module))
         return;
     fprintf(stderr, "tern %-5s %s: %s\n", level_names[level], module, msg);

@@ -1118,6 +1118,49 @@ static void test_failmalloc(void)
     tern_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The stderr log sink                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Log through the sink with stderr sent to a file; returns what was written. */
+static void capture_stderr(const char *filter, char *out, size_t cap)
+{
+    FILE *tmp = tmpfile();
+    int saved = dup(STDERR_FILENO);
+    fflush(stderr);
+    dup2(fileno(tmp), STDERR_FILENO);
+    tern_log_stderr_set_filter(filter);
+    tern_log_stderr(NULL, TERN_LOG_WARN, "ice", "w-ice");
+    tern_log_stderr(NULL, TERN_LOG_INFO, "ice", "i-ice");
+    tern_log_stderr(NULL, TERN_LOG_DEBUG, "io", "d-io");
+    tern_log_stderr(NULL, TERN_LOG_TRACE, "io", "t-io");
+    tern_log_stderr(NULL, (tern_log_level_t)42, "io", "bad-level");
+    tern_log_stderr(NULL, TERN_LOG_ERROR, NULL, "no-module");
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, cap - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+}
+
+static void test_log_stderr(void)
+{
+    char text[1024];
+    capture_stderr("warn,io=debug", text, sizeof text);
+    ok(strstr(text, "w-ice") != NULL);
+    ok(strstr(text, "i-ice") == NULL);
+    ok(strstr(text, "d-io") != NULL);
+    ok(strstr(text, "t-io") == NULL);
+    ok(strstr(text, "bad-level") == NULL && strstr(text, "no-module") == NULL);
+    capture_stderr("error", text, sizeof text);
+    ok(strstr(text, "w-ice") == NULL && strstr(text, "d-io") == NULL);
+    capture_stderr("trace", text, sizeof text);
+    ok(strstr(text, "t-io") != NULL && strstr(text, "i-ice") != NULL);
+    tern_log_stderr_set_filter(NULL); /* back to the environment's */
+}
+
 int main(void)
 {
     subtest("heap", test_heap);
@@ -1128,6 +1171,7 @@ int main(void)
     subtest("post from threads", test_post_threads);
     subtest("run and stop", test_run_stop);
     subtest("interfaces and udp", test_iface_and_udp);
+    subtest("log sink", test_log_stderr);
     subtest("pc sockets", test_bind_sockets);
     subtest("pc exchange", test_exchange);
     subtest("pc and ctx timers", test_pc_and_ctx_timers);
