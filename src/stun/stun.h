@@ -245,7 +245,8 @@ int tern_stun_check_integrity_sha256(const tern_stun_msg_t *m, const uint8_t *ke
 
 /**
  * Check FINGERPRINT (CRC-32 of the message up to the attribute, xor 0x5354554e, RFC 8489 §14.7).
- * @return 0 if it matches; TERN_ERR_NOT_FOUND if the message has none; TERN_ERR_PARSE if not.
+ * @return 0 if it matches; TERN_ERR_NOT_FOUND if the message has none; TERN_ERR_PARSE if it
+ *         does not match or is not the last attribute.
  */
 int tern_stun_check_fingerprint(const tern_stun_msg_t *m);
 
@@ -256,6 +257,14 @@ int tern_stun_check_fingerprint(const tern_stun_msg_t *m);
  */
 int tern_stun_long_term_key(const char *username, const char *realm, const char *password,
                             uint8_t out[TERN_STUN_LONG_TERM_KEY_LEN]);
+
+/**
+ * HMAC-SHA1 (sha256 false, 20 bytes out) or HMAC-SHA256 (32 bytes out) of a 20-byte header
+ * followed by `rest`; the building block of the integrity attributes.
+ * @return 0; TERN_ERR_CRYPTO if OpenSSL fails.
+ */
+int tern_stun_hmac(bool sha256, const uint8_t *key, size_t key_len, const uint8_t *header,
+                   const uint8_t *rest, size_t rest_len, uint8_t *out);
 
 /** @return a method's name for logs ("binding", "allocate", ...), "unknown" otherwise. */
 const char *tern_stun_method_name(uint16_t method);
@@ -277,6 +286,11 @@ typedef struct tern_stun_writer {
     tern_wbuf_t *w;
     size_t start; /**< offset of the header in w */
     int err;      /**< first failure of a put (TERN_ERR_INVALID_ARG, TERN_ERR_CRYPTO); 0 */
+    /**
+     * The padding byte; begin sets 0, as RFC 8489 §14 wants. Tests set 0x20 to reproduce the
+     * RFC 5769 vectors, which were written under RFC 5389's "any value" padding.
+     */
+    uint8_t pad_byte;
 } tern_stun_writer_t;
 
 /**
