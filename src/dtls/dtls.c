@@ -479,12 +479,12 @@ int tern_dtls_handle_input(tern_dtls_t *d, tern_time_t now, const uint8_t *data,
                        d->state);
         return TERN_OK;
     }
-    if (d->state == TERN_DTLS_STATE_NEW)
-        d->state = TERN_DTLS_STATE_CONNECTING; /* a server's first ClientHello */
     d->in = data;
     d->in_len = len;
     if (!d->handshake_done)
         drive_handshake(d);
+    if (d->state == TERN_DTLS_STATE_NEW && SSL_get_state(d->ssl) != TLS_ST_BEFORE)
+        d->state = TERN_DTLS_STATE_CONNECTING; /* a server read its first ClientHello */
     if (d->handshake_done && takes_input(d))
         read_records(d);
     if (d->in) {
