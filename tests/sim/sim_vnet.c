@@ -10,6 +10,8 @@
 #include "check.h"
 #include "vnet.h"
 
+#include "stun/stun.h"
+
 #include <openssl/ssl.h>
 
 #include <dlfcn.h>
@@ -648,6 +650,82 @@ static void test_nat_nested_and_links(void)
     free(in.items);
 }
 
+/* ---- the STUN server ---- */
+
+static size_t binding_request(uint8_t *out, uint8_t tid_byte)
+{
+    static const uint8_t head[] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
+    memcpy(out, head, sizeof head);
+    memset(out + 8, tid_byte, 12);
+    return 20;
+}
+
+/* Ask the server through h and return what the stack's own STUN parser reads in the answer. */
+static bool ask_stun(vnet_t *net, vnet_host_t *h, const tern_addr_t *src, const tern_addr_t *srv,
+                     tern_addr_t *mapped)
+{
+    uint8_t req[20];
+    vnet_send(net, h, src, srv, req, binding_request(req, 0x5a));
+    vnet_delivery_t d;
+    bool got = false;
+    for (;;) {
+        while (vnet_poll_delivery(net, &d)) {
+            tern_stun_msg_t m;
+            got = d.host == h && tern_stun_parse(d.dgram.data, d.dgram.len, &m) == 0 &&
+                  m.msg_class == TERN_STUN_SUCCESS && m.method == 0x001 && m.tid[0] == 0x5a &&
+                  m.tid[11] == 0x5a && tern_stun_check_fingerprint(&m) == 0 &&
+                  (m.present & TERN_STUN_HAS_XOR_MAPPED_ADDRESS);
+            if (got)
+                *mapped = m.xor_mapped_address;
+        }
+        tern_time_t next = vnet_next_delivery(net);
+        if (next == TERN_TIME_NEVER)
+            break;
+        vnet_advance(net, next);
+    }
+    return got;
+}
+
+static void test_stun_server(void)
+{
+    vnet_t *net = vnet_new(50, T0);
+    vnet_nat_config_t sym = vnet_nat_config_of(VNET_NAT_SYMMETRIC);
+    vnet_nat_t *nat = vnet_nat_new(net, NULL, "203.0.113.7", &sym);
+    vnet_host_t *h = vnet_host_new(net, nat, "192.168.0.10", NULL);
+    vnet_host_t *h6 = vnet_host_new(net, NULL, "2001:db8::10", NULL);
+    vnet_host_t *srv = vnet_stun_server_new(net, NULL, "198.51.100.20", 3478);
+    vnet_host_t *srv6 = vnet_stun_server_new(net, NULL, "2001:db8::20", 3478);
+    ok(srv && srv6 && h && h6);
+    tern_addr_t ha, h6a, mapped, external;
+    vnet_host_bind(h, 4444, &ha);
+    vnet_host_bind(h6, 4444, &h6a);
+    tern_addr_t sa = addr_of("198.51.100.20:3478"), s6a = addr_of("[2001:db8::20]:3478");
+    ok(ask_stun(net, h, &ha, &sa, &mapped));
+    eq_int(vnet_nat_find_mapping(nat, &ha, &sa, &external), 0);
+    ok(tern_addr_equal(&mapped, &external));
+    ok(ask_stun(net, h6, &h6a, &s6a, &mapped));
+    ok(tern_addr_equal(&mapped, &h6a));
+    eq_int(vnet_stun_answered(srv), 1);
+    eq_int(vnet_stun_answered(srv6), 1);
+    /* Anything else is ignored: a truncated request, a response, not STUN at all. */
+    uint8_t bad[24];
+    binding_request(bad, 1);
+    vnet_send(net, h, &ha, &sa, bad, 19);
+    bad[0] = 0x01; /* 0x0101: a Binding success response, not a request */
+    bad[1] = 0x01;
+    vnet_send(net, h, &ha, &sa, bad, 20);
+    binding_request(bad, 1);
+    bad[3] = 4; /* length says 4 more bytes, none follow */
+    vnet_send(net, h, &ha, &sa, bad, 20);
+    vnet_send(net, h, &ha, &sa, (const uint8_t *)"\x17hello", 6);
+    inbox_t in = {0};
+    run(net, &in, TERN_TIME_NEVER);
+    eq_int(in.count, 0);
+    eq_int(vnet_stun_ignored(srv), 4);
+    free(in.items);
+    vnet_free(net);
+}
+
 /* ---- the process clock ---- */
 
 static tern_time_t mono_us(void)
@@ -766,6 +844,7 @@ int main(void)
     subtest("nat timeout", test_nat_timeout);
     subtest("nat hairpin", test_nat_hairpin);
     subtest("nat nested", test_nat_nested_and_links);
+    subtest("stun server", test_stun_server);
     subtest("clock", test_clock);
     subtest("clock drives dtls timer", test_clock_dtls_timer);
     return check_done();

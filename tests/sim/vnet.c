@@ -407,6 +407,14 @@ bool vnet_poll_delivery(vnet_t *net, vnet_delivery_t *out)
         } else if (!port_bound(ev->node, ev->dst.port)) {
             net->stats.unbound++;
             vnet_trace(net, ev->at, "drop-unbound", &ev->src, &ev->dst, ev->data, ev->len);
+        } else if (((vnet_host_t *)ev->node)->responder) {
+            vnet_host_t *h = ev->node;
+            net->stats.delivered++;
+            net->stats.bytes_delivered += ev->len;
+            vnet_trace(net, ev->at, "respond", &ev->src, &ev->dst, ev->data, ev->len);
+            tern_datagram_t dg = {
+                .local = ev->dst, .remote = ev->src, .data = ev->data, .len = ev->len};
+            h->responder(h->responder_user, net, h, &dg);
         } else {
             net->stats.delivered++;
             net->stats.bytes_delivered += ev->len;
@@ -522,6 +530,12 @@ void vnet_host_set_link(vnet_host_t *h, const vnet_link_t *link)
 {
     h->up.cfg = *link;
     h->down.cfg = *link;
+}
+
+void vnet_host_set_responder(vnet_host_t *h, vnet_responder_fn fn, void *user)
+{
+    h->responder = fn;
+    h->responder_user = user;
 }
 
 const tern_addr_t *vnet_host_addr(const vnet_host_t *h)

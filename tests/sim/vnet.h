@@ -157,6 +157,14 @@ vnet_link_t *vnet_host_down(vnet_host_t *host);
 /* Set both directions to the same impairments. */
 void vnet_host_set_link(vnet_host_t *host, const vnet_link_t *link);
 
+/*
+ * Let the network answer for a host: datagrams that reach it go to fn (which may vnet_send
+ * replies) instead of out of vnet_poll_delivery. NULL: deliver as usual.
+ */
+typedef void (*vnet_responder_fn)(void *user, vnet_t *net, vnet_host_t *host,
+                                  const tern_datagram_t *dgram);
+void vnet_host_set_responder(vnet_host_t *host, vnet_responder_fn fn, void *user);
+
 const tern_addr_t *vnet_host_addr(const vnet_host_t *host); /* port 0 */
 void *vnet_host_user(const vnet_host_t *host);
 const char *vnet_host_name(const vnet_host_t *host); /* its address as text */
@@ -230,6 +238,19 @@ size_t vnet_nat_mapping_count(vnet_nat_t *nat);
  */
 int vnet_nat_find_mapping(vnet_nat_t *nat, const tern_addr_t *internal, const tern_addr_t *remote,
                           tern_addr_t *external);
+
+/* ---- a STUN server (vnet_stun.c) ---- */
+
+/*
+ * Add a host at `ip` (behind a NAT or on the internet) that answers STUN Binding requests on
+ * `port` with the source it saw (RFC 8489 §6.3.1: XOR-MAPPED-ADDRESS, FINGERPRINT), as a public
+ * STUN server does. It ignores everything else. Returns the host, NULL on failure.
+ */
+vnet_host_t *vnet_stun_server_new(vnet_t *net, vnet_nat_t *behind, const char *ip, uint16_t port);
+
+/* Binding requests a STUN server host answered, and datagrams it ignored. */
+uint64_t vnet_stun_answered(const vnet_host_t *server);
+uint64_t vnet_stun_ignored(const vnet_host_t *server);
 
 /* ---- the process clock (vnet_clock.c) ---- */
 

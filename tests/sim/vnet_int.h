@@ -26,6 +26,9 @@ struct vnet_host {
     uint16_t *ports;
     size_t port_count, port_cap;
     uint16_t next_ephemeral;
+    vnet_responder_fn responder;
+    void *responder_user;
+    uint64_t answered, ignored; /* a STUN server's counters (vnet_stun.c) */
     vnet_host_t *next;
 };
 
