@@ -40,23 +40,36 @@ void tern_sdp_free(tern_ctx_t *ctx, tern_sdp_t *sdp)
     tern_free(ctx, sdp);
 }
 
+/* The capacity of the media array, implied by its count: it grows by doubling. */
+static size_t media_capacity(size_t count)
+{
+    size_t cap = 1;
+    while (cap < count)
+        cap *= 2;
+    return count ? cap : 0;
+}
+
 int tern_sdp_add_media(tern_ctx_t *ctx, tern_sdp_t *sdp, tern_sdp_media_t **out)
 {
     if (!ctx || !sdp || !out)
         return TERN_ERR_INVALID_ARG;
     if (sdp->media_count >= TERN_SDP_MAX_MEDIA)
         return TERN_ERR_TOO_LARGE;
-    /* No realloc: the old array holds ice-pwd values and is zeroed before it is freed. */
     size_t n = sdp->media_count;
-    tern_sdp_media_t *grown = tern_calloc(ctx, n + 1, sizeof *grown);
-    if (!grown)
-        return TERN_ERR_NOMEM;
-    if (n)
-        memcpy(grown, sdp->media, n * sizeof *grown);
-    tern_free_secret(ctx, sdp->media, n * sizeof *grown);
-    sdp->media = grown;
+    if (n == media_capacity(n)) {
+        /* No realloc: the old array holds ice-pwd values and is zeroed before it is freed. */
+        size_t cap = TERN_MIN(n ? 2 * n : 1, (size_t)TERN_SDP_MAX_MEDIA);
+        tern_sdp_media_t *grown = tern_calloc(ctx, cap, sizeof *grown);
+        if (!grown)
+            return TERN_ERR_NOMEM;
+        if (n)
+            memcpy(grown, sdp->media, n * sizeof *grown);
+        tern_free_secret(ctx, sdp->media, n * sizeof *grown);
+        sdp->media = grown;
+    }
+    memset(&sdp->media[n], 0, sizeof sdp->media[n]);
     sdp->media_count = n + 1;
-    *out = &grown[n];
+    *out = &sdp->media[n];
     return TERN_OK;
 }
 

@@ -113,7 +113,7 @@ typedef struct tern_sdp {
     bool ice_lite;                                 /* session-level a=ice-lite (RFC 8839 §5.3) */
     char bundle_mids[TERN_SDP_MAX_MEDIA][TERN_SDP_MID_SIZE]; /* the first a=group:BUNDLE */
     size_t bundle_count;
-    tern_sdp_media_t *media; /* media_count sections, in order */
+    tern_sdp_media_t *media; /* media_count sections, in order; grown by tern_sdp_add_media only */
     size_t media_count;
 } tern_sdp_t;
 
