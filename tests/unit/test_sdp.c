@@ -662,6 +662,7 @@ static void test_malformed(void)
                  "line 10: mid \"0\" used by two sections");
     expect_error(HEAD "a=group:BUNDLE 0 7\r\n" DC_NEW "a=mid:0\r\n",
                  "line 5: BUNDLE names mid \"7\" of no section: a=group:BUNDLE 0 7");
+    expect_error(HEAD "a=group:BUNDLE 0 a\"b\r\n", "line 5: a=group:BUNDLE mid is not a token");
     expect_error(HEAD "a=group:BUNDLE 0 0\r\n" DC_NEW "a=mid:0\r\n",
                  "line 5: mid \"0\" twice in the BUNDLE group");
     expect_error(HEAD DC_NEW "a=candidate\r\n", "line 7: a=candidate without value");
@@ -982,6 +983,10 @@ static void test_write(void)
     m->port = 0;
     m->bundle_only = true;
     m->direction = TERN_SDP_DIR_INACTIVE;
+    for (int dir = TERN_SDP_DIR_NONE; dir <= TERN_SDP_DIR_INACTIVE; dir++) {
+        sdp->media[1].direction = (tern_sdp_direction_t)dir;
+        ok(round_trip(sdp));
+    }
     m->rtcp_mux = true;
     m->setup = TERN_SDP_SETUP_PASSIVE;
     strcpy(m->connection_addr, "2001:db8::1");
@@ -1165,7 +1170,9 @@ static void test_failmalloc(void)
         tern_sdp_t *sdp = (tern_sdp_t *)&saved;
         char *out = (char *)&saved;
         fail_at_alloc = n;
-        int ret = tern_sdp_parse(&ctx, text, len, &sdp, NULL, 0);
+        char err[64] = "x";
+        int ret = tern_sdp_parse(&ctx, text, len, &sdp, err, sizeof err);
+        eq_str(err, "");
         if (ret == TERN_OK) {
             parsed = true;
             ret = tern_sdp_write(&ctx, sdp, &out);
