@@ -12,6 +12,10 @@
  * (RFC 8122 §5); this may be learnt after the handshake has finished, and CONNECTED is reported
  * only once it matched.
  *
+ * Input is screened before OpenSSL sees it (dtls_record.c): OpenSSL 3.0 answers some malformed
+ * records (an AEAD record shorter than its nonce and tag, an unknown content type, a handshake
+ * fragment that overruns its message) with a fatal alert, so such datagrams are dropped whole.
+ *
  * Time. OpenSSL keeps the DTLS retransmission timer itself and checks its expiry against the
  * wall clock (it calls the C library's gettimeofday). The module sets the timer's durations
  * through DTLS_set_timer_cb (first timeout: config.initial_rto_us, then doubling up to 60 s,
@@ -237,7 +241,9 @@ bool tern_dtls_poll_transmit(tern_dtls_t *d, tern_transmit_t *out);
 
 /**
  * Take the next event: CONNECTED before any DATA, DATA in arrival order, CLOSED after the data
- * that preceded the close_notify. Pointers stay valid until the next call on the endpoint.
+ * that preceded the close_notify. A DATA event's bytes stay valid until the next
+ * tern_dtls_poll_event, tern_dtls_handle_input or tern_dtls_free (so they may be handed to SCTP
+ * while it sends through tern_dtls_send); a FAILED reason until tern_dtls_free.
  * @return false when there is none.
  */
 bool tern_dtls_poll_event(tern_dtls_t *d, tern_dtls_event_t *out);

@@ -112,12 +112,17 @@ static int bio_destroy(BIO *b)
     return 1;
 }
 
+/*
+ * A fixed type number rather than BIO_get_new_index: that one hands out a process-wide counter
+ * that newer OpenSSL releases refuse past 255, and a method is made per context (a server, or a
+ * fuzzer, makes thousands). The number only names the BIO for BIO_find_type, which nobody calls
+ * on ours; 255 is the last of the range left to applications.
+ */
+#define DTLS_BIO_TYPE (255 | BIO_TYPE_SOURCE_SINK)
+
 BIO_METHOD *tern_dtls_bio_method_new(void)
 {
-    int type = BIO_get_new_index();
-    if (type < 0)
-        return NULL;
-    BIO_METHOD *m = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "tern datagram");
+    BIO_METHOD *m = BIO_meth_new(DTLS_BIO_TYPE, "tern datagram");
     if (!m)
         return NULL;
     if (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||

@@ -1223,6 +1223,23 @@ static void test_close_before_fingerprint(void)
     pair_free(&c, &s);
 }
 
+/* Contexts come and go (a fuzzer makes one per input): each gets its identity and BIO. */
+static void test_many_contexts(void)
+{
+    int failures = 0;
+    for (int i = 0; i < 300; i++) {
+        tern_ctx_t c;
+        uint64_t seed = (uint64_t)i + 100;
+        ctx_init(&c, &seed);
+        tern_dtls_t *d = NULL;
+        failures += tern_dtls_new(&c, NULL, now_us, &d) != 0;
+        failures += d && tern_dtls_start(d, now_us) != 0;
+        tern_dtls_free(d);
+        ctx_dispose(&c);
+    }
+    eq_int(failures, 0);
+}
+
 int main(void)
 {
     ctx_init(&ctx_a, &rng_state_a);
@@ -1253,6 +1270,7 @@ int main(void)
     subtest("chacha", test_chacha);
     subtest("receive queue limit", test_receive_queue_limit);
     subtest("close before fingerprint", test_close_before_fingerprint);
+    subtest("many contexts", test_many_contexts);
 
     ctx_dispose(&ctx_a);
     ctx_dispose(&ctx_b);
