@@ -25,8 +25,10 @@
  * OpenSSL (which allows 15 ms of slack); if OpenSSL finds its timer not yet expired, the deadline
  * moves to what OpenSSL says is left. Under a virtual clock that runs faster than the real one a
  * handshake with loss therefore does not retransmit on time: loss is tested with real time
- * (tests/integration) or with a test executable that interposes gettimeofday with its virtual
- * clock (tests/unit/test_dtls.c). A handshake fails after 12 timeouts (OpenSSL's limit).
+ * (tests/integration/test_dtls_loss.c) or with a test executable that interposes gettimeofday
+ * with its virtual clock (tests/unit/test_dtls.c: it must have default visibility, since the build
+ * hides symbols, or libssl will not see it). A handshake fails after 12 timeouts (OpenSSL's
+ * limit); the timer does not run once the handshake is done.
  *
  * Scope (deliberately unsupported): DTLS 1.0 and DTLS 1.3 (the version is pinned to 1.2; a
  * ClientHello offering 1.3 is answered with 1.2), cookie exchange (HelloVerifyRequest: ICE has
@@ -185,10 +187,10 @@ void tern_dtls_free(tern_dtls_t *d);
  * with a bad_certificate alert.
  * @param alg  "sha-1", "sha-224", "sha-256", "sha-384" or "sha-512" (any case); copied.
  * @param hex  "AB:CD:..." (any case); copied.
- * @return 0 (also when the check fails: that is reported as an event); TERN_ERR_UNSUPPORTED for
- *         another hash; TERN_ERR_PARSE if hex is malformed or has the wrong length for alg;
- *         TERN_ERR_INVALID_STATE if a different fingerprint was already verified, or the
- *         endpoint has failed or closed. On error nothing changes.
+ * @return 0 (also when the check fails: that is reported as an event); TERN_ERR_INVALID_ARG
+ *         for a NULL argument; TERN_ERR_UNSUPPORTED for another hash; TERN_ERR_PARSE if hex is
+ * malformed or has the wrong length for alg; TERN_ERR_INVALID_STATE if a different fingerprint was
+ * already verified, or the endpoint has failed or closed. On error nothing changes.
  */
 int tern_dtls_set_remote_fingerprint(tern_dtls_t *d, tern_time_t now, const char *alg,
                                      const char *hex);
