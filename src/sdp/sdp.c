@@ -41,7 +41,7 @@ void tern_sdp_free(tern_ctx_t *ctx, tern_sdp_t *sdp)
 }
 
 /* The capacity of the media array, implied by its count: it grows by doubling. */
-static size_t media_capacity(size_t count)
+static size_t compute_capacity(size_t count)
 {
     size_t cap = 1;
     while (cap < count)
@@ -56,7 +56,7 @@ int tern_sdp_add_media(tern_ctx_t *ctx, tern_sdp_t *sdp, tern_sdp_media_t **out)
     if (sdp->media_count >= TERN_SDP_MAX_MEDIA)
         return TERN_ERR_TOO_LARGE;
     size_t n = sdp->media_count;
-    if (n == media_capacity(n)) {
+    if (n == compute_capacity(n)) {
         /* No realloc: the old array holds ice-pwd values and is zeroed before it is freed. */
         size_t cap = TERN_MIN(n ? 2 * n : 1, (size_t)TERN_SDP_MAX_MEDIA);
         tern_sdp_media_t *grown = tern_calloc(ctx, cap, sizeof *grown);
@@ -116,7 +116,7 @@ bool tern_sdp_media_is_rejected(const tern_sdp_media_t *m)
 
 bool tern_sdp_media_is_datachannel(const tern_sdp_media_t *m)
 {
-    /* "UDP/DTLS/SCTP" and "TCP/DTLS/SCTP" (RFC 8841 §4), or the old "DTLS/SCTP" that
+    /* "UDP/DTLS/SCTP" and "TCP/DTLS/SCTP" (RFC 8841), or the old "DTLS/SCTP" that
        aiortc still offers (draft-ietf-mmusic-sctp-sdp-05). */
     static const char suffix[] = "DTLS/SCTP";
     size_t len = strnlen(m->proto, sizeof m->proto);

@@ -128,7 +128,7 @@ static bool is_ice_chars(const char *s)
 }
 
 /* Cut the next space-separated token out of *s (NUL-terminating it); NULL if none is left. */
-static char *next_token(char **s)
+static char *cut_token(char **s)
 {
     char *t = *s;
     while (is_space(*t))
@@ -147,7 +147,7 @@ static char *next_token(char **s)
 }
 
 /* What is left of *s after leading spaces. */
-static char *rest(char *s)
+static char *skip_blanks(char *s)
 {
     while (is_space(*s))
         s++;
@@ -193,6 +193,12 @@ static int copy_field(parser_t *p, char *dst, size_t cap, const char *src, const
 
 /* ---- v=, o=, s=, m=, c= ---- */
 
+/* The level a line applies to: the current section, or the session-level defaults. */
+static tern_sdp_media_t *find_level(parser_t *p)
+{
+    return p->media ? p->media : &p->session;
+}
+
 static int parse_origin(parser_t *p, char *value)
 {
     if (p->media)
@@ -202,9 +208,9 @@ static int parse_origin(parser_t *p, char *value)
     /* o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> */
     char *tok[6];
     for (size_t i = 0; i < 6; i++)
-        if (!(tok[i] = next_token(&value)))
+        if (!(tok[i] = cut_token(&value)))
             return FAIL(p, "o= line with fewer than 6 fields");
-    if (*rest(value))
+    if (*skip_blanks(value))
         return FAIL(p, "o= line with more than 6 fields");
     if (!parse_u64(tok[1], &p->sdp->session_id))
         return FAIL(p, "o= session id is not a number");
@@ -260,10 +266,10 @@ static int parse_media(parser_t *p, char *value)
     if (p->sdp->media_count >= TERN_SDP_MAX_MEDIA)
         return FAIL(p, "more than %d m= sections", TERN_SDP_MAX_MEDIA);
     /* m=<media> <port>[/<number of ports>] <proto> <fmt> ... */
-    char *kind = next_token(&value);
-    char *port_text = next_token(&value);
-    char *proto = next_token(&value);
-    char *fmt = rest(value);
+    char *kind = cut_token(&value);
+    char *port_text = cut_token(&value);
+    char *proto = cut_token(&value);
+    char *fmt = skip_blanks(value);
     if (!kind || !port_text || !proto || !*fmt)
         return FAIL(p, "m= line needs media, port, proto and fmt");
     if (!is_token(kind))
@@ -292,11 +298,11 @@ static int parse_media(parser_t *p, char *value)
 static int parse_connection(parser_t *p, char *value)
 {
     /* c=<nettype> <addrtype> <connection-address>[/ttl][/count] (RFC 8866 §5.7) */
-    tern_sdp_media_t *m = p->media ? p->media : &p->session;
-    char *nettype = next_token(&value);
-    char *addrtype = next_token(&value);
-    char *addr = next_token(&value);
-    if (!nettype || !addrtype || !addr || *rest(value))
+    tern_sdp_media_t *m = find_level(p);
+    char *nettype = cut_token(&value);
+    char *addrtype = cut_token(&value);
+    char *addr = cut_token(&value);
+    if (!nettype || !addrtype || !addr || *skip_blanks(value))
         return FAIL(p, "c= line needs nettype, addrtype and address");
     char *slash = strchr(addr, '/');
     if (slash)
@@ -310,15 +316,9 @@ static int parse_connection(parser_t *p, char *value)
 
 /* ---- attributes ---- */
 
-/* The level an attribute applies to: the current section, or the session-level defaults. */
-static tern_sdp_media_t *level(parser_t *p)
+static int parse_attr_ice_cred(parser_t *p, const char *value, bool pwd)
 {
-    return p->media ? p->media : &p->session;
-}
-
-static int attr_ice_cred(parser_t *p, const char *value, bool pwd)
-{
-    tern_sdp_media_t *m = level(p);
+    tern_sdp_media_t *m = find_level(p);
     char *dst = pwd ? m->ice_pwd : m->ice_ufrag;
     size_t cap = pwd ? sizeof m->ice_pwd : sizeof m->ice_ufrag;
     const char *what = pwd ? "a=ice-pwd" : "a=ice-ufrag";
@@ -331,24 +331,24 @@ static int attr_ice_cred(parser_t *p, const char *value, bool pwd)
     return copy_field(p, dst, cap, value, what);
 }
 
-static int attr_ice_options(parser_t *p, char *value)
+static int parse_attr_ice_options(parser_t *p, char *value)
 {
     if (!value)
         return FAIL(p, "a=ice-options without value");
     char *opt;
-    while ((opt = next_token(&value)) != NULL)
+    while ((opt = cut_token(&value)) != NULL)
         if (strcmp(opt, "trickle") == 0)
-            level(p)->ice_trickle = true;
+            find_level(p)->ice_trickle = true;
     return TERN_OK;
 }
 
-static int attr_fingerprint(parser_t *p, char *value)
+static int parse_attr_fingerprint(parser_t *p, char *value)
 {
-    tern_sdp_media_t *m = level(p);
+    tern_sdp_media_t *m = find_level(p);
     /* a=fingerprint:<hash-func> <fingerprint> (RFC 8122 §5) */
-    char *alg = value ? next_token(&value) : NULL;
-    char *fp = alg ? next_token(&value) : NULL;
-    if (!alg || !fp || *rest(value))
+    char *alg = value ? cut_token(&value) : NULL;
+    char *fp = alg ? cut_token(&value) : NULL;
+    if (!alg || !fp || *skip_blanks(value))
         return FAIL(p, "a=fingerprint needs a hash function and a fingerprint");
     if (!is_token(alg))
         return FAIL(p, "a=fingerprint hash function is not a token");
@@ -376,9 +376,9 @@ static int attr_fingerprint(parser_t *p, char *value)
     return TERN_OK;
 }
 
-static int attr_setup(parser_t *p, const char *value)
+static int parse_attr_setup(parser_t *p, const char *value)
 {
-    tern_sdp_media_t *m = level(p);
+    tern_sdp_media_t *m = find_level(p);
     tern_sdp_setup_t setup;
     if (!value)
         return FAIL(p, "a=setup without value");
@@ -396,9 +396,9 @@ static int attr_setup(parser_t *p, const char *value)
     return TERN_OK;
 }
 
-static int attr_direction(parser_t *p, tern_sdp_direction_t dir)
+static int parse_attr_direction(parser_t *p, tern_sdp_direction_t dir)
 {
-    tern_sdp_media_t *m = level(p);
+    tern_sdp_media_t *m = find_level(p);
     if (m->direction != TERN_SDP_DIR_NONE && m->direction != dir)
         return FAIL(p, "two different directions at this level");
     m->direction = dir;
@@ -414,7 +414,7 @@ static int check_mid(parser_t *p, const char *mid, const char *what)
     return TERN_OK;
 }
 
-static int attr_mid(parser_t *p, const char *value)
+static int parse_attr_mid(parser_t *p, const char *value)
 {
     if (!p->media)
         return TERN_OK; /* a=mid is media-level (RFC 5888 §4); tolerated and dropped */
@@ -431,7 +431,7 @@ static int attr_mid(parser_t *p, const char *value)
     return TERN_OK;
 }
 
-static int attr_candidate(parser_t *p, char *value)
+static int parse_attr_candidate(parser_t *p, char *value)
 {
     if (!p->media)
         return TERN_OK; /* media-level only (RFC 8839 §5.1) */
@@ -448,7 +448,7 @@ static int attr_candidate(parser_t *p, char *value)
     return TERN_OK;
 }
 
-static int attr_sctp_port(parser_t *p, const char *value)
+static int parse_attr_sctp_port(parser_t *p, const char *value)
 {
     if (!p->media)
         return TERN_OK;
@@ -462,15 +462,15 @@ static int attr_sctp_port(parser_t *p, const char *value)
     return TERN_OK;
 }
 
-static int attr_sctpmap(parser_t *p, char *value)
+static int parse_attr_sctpmap(parser_t *p, char *value)
 {
     if (!p->media)
         return TERN_OK;
-    /* a=sctpmap:<number> <app> [<streams>] (draft-ietf-mmusic-sctp-sdp-05 §5), as Chromium
+    /* a=sctpmap:<number> <app> [<streams>] (draft-ietf-mmusic-sctp-sdp-05), as Chromium
        still answers an old-form offer and aiortc offers it. */
-    char *number = value ? next_token(&value) : NULL;
-    char *app = number ? next_token(&value) : NULL;
-    char *streams = app ? next_token(&value) : NULL;
+    char *number = value ? cut_token(&value) : NULL;
+    char *app = number ? cut_token(&value) : NULL;
+    char *streams = app ? cut_token(&value) : NULL;
     uint16_t port, count = 0;
     if (!number || !app)
         return FAIL(p, "a=sctpmap needs a port and an application");
@@ -487,7 +487,7 @@ static int attr_sctpmap(parser_t *p, char *value)
     return TERN_OK;
 }
 
-static int attr_max_message_size(parser_t *p, const char *value)
+static int parse_attr_max_message_size(parser_t *p, const char *value)
 {
     if (!p->media)
         return TERN_OK;
@@ -502,16 +502,16 @@ static int attr_max_message_size(parser_t *p, const char *value)
     return TERN_OK;
 }
 
-static int attr_group(parser_t *p, char *value)
+static int parse_attr_group(parser_t *p, char *value)
 {
     if (p->media || !value)
         return TERN_OK; /* session-level only (RFC 5888 §5) */
-    char *semantics = next_token(&value);
+    char *semantics = cut_token(&value);
     if (!semantics || strcmp(semantics, "BUNDLE") != 0 || p->seen_bundle)
         return TERN_OK; /* other groups, and a second BUNDLE group, are ignored (see sdp.h) */
     tern_sdp_t *sdp = p->sdp;
     char *mid;
-    while ((mid = next_token(&value)) != NULL) {
+    while ((mid = cut_token(&value)) != NULL) {
         int ret = check_mid(p, mid, "a=group:BUNDLE mid");
         if (ret)
             return ret;
@@ -528,9 +528,8 @@ static int attr_group(parser_t *p, char *value)
     return TERN_OK;
 }
 
-static int set_flag(parser_t *p, bool *flag)
+static int set_flag(bool *flag)
 {
-    (void)p;
     *flag = true;
     return TERN_OK;
 }
@@ -545,43 +544,43 @@ static int parse_attribute(parser_t *p, char *text)
     if (!*name)
         return FAIL(p, "a= line without attribute name");
     if (strcmp(name, "candidate") == 0)
-        return attr_candidate(p, value);
+        return parse_attr_candidate(p, value);
     if (strcmp(name, "ice-ufrag") == 0)
-        return attr_ice_cred(p, value, false);
+        return parse_attr_ice_cred(p, value, false);
     if (strcmp(name, "ice-pwd") == 0)
-        return attr_ice_cred(p, value, true);
+        return parse_attr_ice_cred(p, value, true);
     if (strcmp(name, "ice-options") == 0)
-        return attr_ice_options(p, value);
+        return parse_attr_ice_options(p, value);
     if (strcmp(name, "ice-lite") == 0)
-        return p->media ? TERN_OK : set_flag(p, &p->sdp->ice_lite);
+        return p->media ? TERN_OK : set_flag(&p->sdp->ice_lite);
     if (strcmp(name, "end-of-candidates") == 0)
-        return set_flag(p, &level(p)->end_of_candidates);
+        return set_flag(&find_level(p)->end_of_candidates);
     if (strcmp(name, "fingerprint") == 0)
-        return attr_fingerprint(p, value);
+        return parse_attr_fingerprint(p, value);
     if (strcmp(name, "setup") == 0)
-        return attr_setup(p, value);
+        return parse_attr_setup(p, value);
     if (strcmp(name, "mid") == 0)
-        return attr_mid(p, value);
+        return parse_attr_mid(p, value);
     if (strcmp(name, "group") == 0)
-        return attr_group(p, value);
+        return parse_attr_group(p, value);
     if (strcmp(name, "sctp-port") == 0)
-        return attr_sctp_port(p, value);
+        return parse_attr_sctp_port(p, value);
     if (strcmp(name, "sctpmap") == 0)
-        return attr_sctpmap(p, value);
+        return parse_attr_sctpmap(p, value);
     if (strcmp(name, "max-message-size") == 0)
-        return attr_max_message_size(p, value);
+        return parse_attr_max_message_size(p, value);
     if (strcmp(name, "bundle-only") == 0)
-        return p->media ? set_flag(p, &p->media->bundle_only) : TERN_OK;
+        return p->media ? set_flag(&p->media->bundle_only) : TERN_OK;
     if (strcmp(name, "rtcp-mux") == 0)
-        return p->media ? set_flag(p, &p->media->rtcp_mux) : TERN_OK;
+        return p->media ? set_flag(&p->media->rtcp_mux) : TERN_OK;
     if (strcmp(name, "sendrecv") == 0)
-        return attr_direction(p, TERN_SDP_DIR_SENDRECV);
+        return parse_attr_direction(p, TERN_SDP_DIR_SENDRECV);
     if (strcmp(name, "sendonly") == 0)
-        return attr_direction(p, TERN_SDP_DIR_SENDONLY);
+        return parse_attr_direction(p, TERN_SDP_DIR_SENDONLY);
     if (strcmp(name, "recvonly") == 0)
-        return attr_direction(p, TERN_SDP_DIR_RECVONLY);
+        return parse_attr_direction(p, TERN_SDP_DIR_RECVONLY);
     if (strcmp(name, "inactive") == 0)
-        return attr_direction(p, TERN_SDP_DIR_INACTIVE);
+        return parse_attr_direction(p, TERN_SDP_DIR_INACTIVE);
     return TERN_OK; /* unknown attributes are ignored (RFC 8866 §5.13) */
 }
 
@@ -672,7 +671,7 @@ static void inherit(tern_sdp_media_t *m, const tern_sdp_media_t *s)
 static void fill_old_sctp_port(tern_sdp_media_t *m)
 {
     /* The old form names the SCTP port in the fmt of "m=application 9 DTLS/SCTP 5000"
-       (draft-ietf-mmusic-sctp-sdp-05 §4); a=sctpmap or a=sctp-port, if present, already did. */
+       (draft-ietf-mmusic-sctp-sdp-05); a=sctpmap or a=sctp-port, if present, already did. */
     uint16_t port;
     if (m->sctp_port == 0 && strcmp(m->proto, "DTLS/SCTP") == 0 && parse_u16(m->fmt, &port))
         m->sctp_port = port;

@@ -21,7 +21,7 @@
 
 /* A field fits its array with its NUL, and holds no byte that would end or break a line; with
    token, no blank either (the field is one word of its line). */
-static bool field_ok(const char *s, size_t cap, bool token)
+static bool is_field_writable(const char *s, size_t cap, bool token)
 {
     size_t len = strnlen(s, cap);
     if (len == cap)
@@ -36,22 +36,23 @@ static bool field_ok(const char *s, size_t cap, bool token)
     return true;
 }
 
-#define FIELD_OK(s, token) field_ok((s), sizeof(s), (token))
+#define IS_FIELD_WRITABLE(s, token) is_field_writable((s), sizeof(s), (token))
 
-static bool candidate_ok(const char *c)
+static bool is_candidate_writable(const char *c)
 {
     if (!c || strncmp(c, "candidate:", 10) != 0)
         return false;
     size_t len = strnlen(c, TERN_SDP_MAX_LINE);
-    return len + 2 <= TERN_SDP_MAX_LINE && field_ok(c, TERN_SDP_MAX_LINE, false);
+    return len + 2 <= TERN_SDP_MAX_LINE && is_field_writable(c, TERN_SDP_MAX_LINE, false);
 }
 
-static bool media_ok(const tern_sdp_media_t *m)
+static bool is_media_writable(const tern_sdp_media_t *m)
 {
-    if (!FIELD_OK(m->kind, true) || !FIELD_OK(m->proto, true) || !FIELD_OK(m->fmt, false) ||
-        !FIELD_OK(m->mid, true) || !FIELD_OK(m->connection_addr, true) ||
-        !FIELD_OK(m->ice_ufrag, true) || !FIELD_OK(m->ice_pwd, true) ||
-        !FIELD_OK(m->fingerprint_alg, true) || !FIELD_OK(m->fingerprint, true))
+    if (!IS_FIELD_WRITABLE(m->kind, true) || !IS_FIELD_WRITABLE(m->proto, true) ||
+        !IS_FIELD_WRITABLE(m->fmt, false) || !IS_FIELD_WRITABLE(m->mid, true) ||
+        !IS_FIELD_WRITABLE(m->connection_addr, true) || !IS_FIELD_WRITABLE(m->ice_ufrag, true) ||
+        !IS_FIELD_WRITABLE(m->ice_pwd, true) || !IS_FIELD_WRITABLE(m->fingerprint_alg, true) ||
+        !IS_FIELD_WRITABLE(m->fingerprint, true))
         return false;
     if (!m->kind[0] || !m->proto[0] || !m->fmt[0])
         return false;
@@ -61,31 +62,31 @@ static bool media_ok(const tern_sdp_media_t *m)
     if (m->candidate_count > TERN_SDP_MAX_CANDIDATES || (m->candidate_count && !m->candidates))
         return false;
     for (size_t i = 0; i < m->candidate_count; i++)
-        if (!candidate_ok(m->candidates[i]))
+        if (!is_candidate_writable(m->candidates[i]))
             return false;
     return true;
 }
 
-static bool sdp_ok(const tern_sdp_t *sdp)
+static bool is_sdp_writable(const tern_sdp_t *sdp)
 {
-    if (!FIELD_OK(sdp->origin_user, true) || !FIELD_OK(sdp->session_name, false))
+    if (!IS_FIELD_WRITABLE(sdp->origin_user, true) || !IS_FIELD_WRITABLE(sdp->session_name, false))
         return false;
     if (sdp->bundle_count > TERN_SDP_MAX_MEDIA || sdp->media_count > TERN_SDP_MAX_MEDIA)
         return false;
     if (sdp->media_count && !sdp->media)
         return false;
     for (size_t i = 0; i < sdp->bundle_count; i++)
-        if (!FIELD_OK(sdp->bundle_mids[i], true) || !sdp->bundle_mids[i][0])
+        if (!IS_FIELD_WRITABLE(sdp->bundle_mids[i], true) || !sdp->bundle_mids[i][0])
             return false;
     for (size_t i = 0; i < sdp->media_count; i++)
-        if (!media_ok(&sdp->media[i]))
+        if (!is_media_writable(&sdp->media[i]))
             return false;
     return true;
 }
 
 /* ---- writing ---- */
 
-static size_t bound(const tern_sdp_t *sdp)
+static size_t compute_bound(const tern_sdp_t *sdp)
 {
     size_t n = SESSION_FIXED_BYTES + sizeof sdp->origin_user + sizeof sdp->session_name +
                sdp->bundle_count * TERN_SDP_MID_SIZE;
@@ -98,7 +99,7 @@ static size_t bound(const tern_sdp_t *sdp)
     return n;
 }
 
-static const char *direction_name(tern_sdp_direction_t dir)
+static const char *format_direction(tern_sdp_direction_t dir)
 {
     switch (dir) {
     case TERN_SDP_DIR_SENDRECV:
@@ -167,7 +168,7 @@ static void write_media(tern_wbuf_t *w, const tern_sdp_media_t *m)
         return; /* a rejected section needs nothing more (JSEP, RFC 8829) */
     if (m->bundle_only)
         tern_wbuf_str(w, "a=bundle-only\r\n");
-    const char *dir = direction_name(m->direction);
+    const char *dir = format_direction(m->direction);
     if (dir)
         tern_wbuf_printf(w, "a=%s\r\n", dir);
     if (m->ice_ufrag[0])
@@ -194,9 +195,9 @@ static void write_media(tern_wbuf_t *w, const tern_sdp_media_t *m)
 
 int tern_sdp_write(tern_ctx_t *ctx, const tern_sdp_t *sdp, char **out)
 {
-    if (!ctx || !sdp || !out || !sdp_ok(sdp))
+    if (!ctx || !sdp || !out || !is_sdp_writable(sdp))
         return TERN_ERR_INVALID_ARG;
-    size_t cap = bound(sdp);
+    size_t cap = compute_bound(sdp);
     char *text = tern_malloc(ctx, cap);
     if (!text)
         return TERN_ERR_NOMEM;
@@ -209,7 +210,7 @@ int tern_sdp_write(tern_ctx_t *ctx, const tern_sdp_t *sdp, char **out)
     tern_wbuf_u8(&w, '\0');
     if (w.err) {
         tern_free_secret(ctx, text, cap);
-        return TERN_ERR_INTERNAL; /* bound() is wrong: our bug, not the caller's */
+        return TERN_ERR_INTERNAL; /* compute_compute_bound() is wrong: our bug, not the caller's */
     }
     *out = text;
     return TERN_OK;

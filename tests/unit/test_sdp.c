@@ -444,7 +444,7 @@ static void test_old_form(void)
     ok(round_trip(sdp));
     tern_sdp_free(&ctx, sdp);
 
-    /* TCP/DTLS/SCTP is a data channel too (RFC 8841 §4); other protos are not. */
+    /* TCP/DTLS/SCTP is a data channel too (RFC 8841); other protos are not. */
     sdp = parse_ok(HEAD "m=application 9 TCP/DTLS/SCTP webrtc-datachannel\r\n"
                         "m=application 9 UDP/XDTLS/SCTP webrtc-datachannel\r\n"
                         "m=application 9 UDP/DTLS webrtc-datachannel\r\n"
