@@ -1223,6 +1223,168 @@ static void test_close_before_fingerprint(void)
     pair_free(&c, &s);
 }
 
+/* ---- a browser-like ClientHello ---- */
+
+typedef struct hello_buf {
+    uint8_t b[2048];
+    size_t n;
+} hello_buf_t;
+
+static void put8(hello_buf_t *h, unsigned v)
+{
+    h->b[h->n++] = (uint8_t)v;
+}
+
+static void put16(hello_buf_t *h, unsigned v)
+{
+    put8(h, v >> 8);
+    put8(h, v);
+}
+
+static void put_fill(hello_buf_t *h, size_t n, uint8_t v)
+{
+    memset(h->b + h->n, v, n);
+    h->n += n;
+}
+
+/* An extension: type, then a body given as 16-bit words (len bytes). */
+static void put_ext16(hello_buf_t *h, unsigned type, const uint16_t *words, size_t count)
+{
+    put16(h, type);
+    put16(h, (unsigned)(2 + 2 * count));
+    put16(h, (unsigned)(2 * count));
+    for (size_t i = 0; i < count; i++)
+        put16(h, words[i]);
+}
+
+/*
+ * A ClientHello shaped like Chromium's with DTLS 1.3 enabled: supported_versions offers DTLS 1.3
+ * (0xfefc) and 1.2, and key_share carries an X25519MLKEM768 share (1216 bytes) and an X25519
+ * one, so the message is about 1.5 KB.
+ */
+static size_t build_browser_client_hello(uint8_t *msg)
+{
+    hello_buf_t h = {.n = 0};
+    put16(&h, 0xfefd);      /* client_version: DTLS 1.2 */
+    put_fill(&h, 32, 0x11); /* random */
+    put8(&h, 0);            /* session_id */
+    put8(&h, 0);            /* cookie */
+    static const uint16_t suites[] = {0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xcca9,
+                                      0xcca8, 0xc009, 0xc013, 0x009c, 0x002f, 0x0035};
+    put16(&h, sizeof suites);
+    for (size_t i = 0; i < TERN_ARRAY_LEN(suites); i++)
+        put16(&h, suites[i]);
+    put8(&h, 1); /* compression_methods: null */
+    put8(&h, 0);
+    size_t ext_len_at = h.n;
+    put16(&h, 0);
+    put16(&h, 23); /* extended_master_secret */
+    put16(&h, 0);
+    put16(&h, 0xff01); /* renegotiation_info */
+    put16(&h, 1);
+    put8(&h, 0);
+    static const uint16_t groups[] = {0x11ec, 0x001d, 0x0017, 0x0018};
+    put_ext16(&h, 10, groups, TERN_ARRAY_LEN(groups)); /* supported_groups */
+    put16(&h, 11);                                     /* ec_point_formats: uncompressed */
+    put16(&h, 2);
+    put8(&h, 1);
+    put8(&h, 0);
+    static const uint16_t sigalgs[] = {0x0403, 0x0804, 0x0401, 0x0503,
+                                       0x0805, 0x0501, 0x0806, 0x0601};
+    put_ext16(&h, 13, sigalgs, TERN_ARRAY_LEN(sigalgs)); /* signature_algorithms */
+    put16(&h, 14); /* use_srtp: AEAD_AES_256_GCM, AEAD_AES_128_GCM, AES128_CM_SHA1_80 */
+    put16(&h, 9);
+    put16(&h, 6);
+    put16(&h, 0x0008);
+    put16(&h, 0x0007);
+    put16(&h, 0x0001);
+    put8(&h, 0);   /* MKI */
+    put16(&h, 51); /* key_share */
+    put16(&h, 2 + 4 + 1216 + 4 + 32);
+    put16(&h, 4 + 1216 + 4 + 32);
+    put16(&h, 0x11ec);
+    put16(&h, 1216);
+    put_fill(&h, 1216, 0x5c);
+    put16(&h, 0x001d);
+    put16(&h, 32);
+    put_fill(&h, 32, 0x09);
+    put16(&h, 45); /* psk_key_exchange_modes: psk_dhe_ke */
+    put16(&h, 2);
+    put8(&h, 1);
+    put8(&h, 1);
+    static const uint16_t versions[] = {0xfefc, 0xfefd};
+    put16(&h, 43); /* supported_versions */
+    put16(&h, 1 + 4);
+    put8(&h, 4);
+    put16(&h, versions[0]);
+    put16(&h, versions[1]);
+    size_t ext_len = h.n - ext_len_at - 2;
+    h.b[ext_len_at] = (uint8_t)(ext_len >> 8);
+    h.b[ext_len_at + 1] = (uint8_t)ext_len;
+    memcpy(msg, h.b, h.n);
+    return h.n;
+}
+
+/* One handshake fragment of the ClientHello in its own record (epoch 0, DTLS 1.0 record
+ * version as browsers write their first flight). */
+static size_t client_hello_datagram(uint8_t *out, const uint8_t *msg, size_t msg_len, size_t off,
+                                    size_t len, uint64_t seq)
+{
+    uint8_t frag[1500];
+    frag[0] = 1;
+    frag[1] = (uint8_t)(msg_len >> 16);
+    frag[2] = (uint8_t)(msg_len >> 8);
+    frag[3] = (uint8_t)msg_len;
+    frag[4] = frag[5] = 0;
+    frag[6] = (uint8_t)(off >> 16);
+    frag[7] = (uint8_t)(off >> 8);
+    frag[8] = (uint8_t)off;
+    frag[9] = (uint8_t)(len >> 16);
+    frag[10] = (uint8_t)(len >> 8);
+    frag[11] = (uint8_t)len;
+    memcpy(frag + 12, msg + off, len);
+    size_t n = make_record(out, 22, 0, seq, frag, 12 + len);
+    out[2] = 0xff;
+    return n;
+}
+
+static void test_browser_client_hello(void)
+{
+    uint8_t msg[2048];
+    size_t msg_len = build_browser_client_hello(msg);
+    ok(msg_len > 1400);
+    uint8_t first[1500], second[1500];
+    size_t first_len = client_hello_datagram(first, msg, msg_len, 0, 1000, 0);
+    size_t second_len = client_hello_datagram(second, msg, msg_len, 1000, msg_len - 1000, 1);
+    ok(first_len <= 1200 && second_len <= 1200);
+
+    tern_dtls_t *s;
+    tern_dtls_config_t cfg = {.role = TERN_DTLS_ROLE_SERVER};
+    ok(tern_dtls_new(&ctx_b, &cfg, now_us, &s) == 0);
+    ok(tern_dtls_handle_input(s, now_us, second, second_len) == 0);
+    tern_transmit_t t;
+    ok(!tern_dtls_poll_transmit(s, &t)); /* half a ClientHello: nothing yet */
+    ok(tern_dtls_handle_input(s, now_us, first, first_len) == 0);
+    eq_int(tern_dtls_state(s), TERN_DTLS_STATE_CONNECTING);
+    /* The answer: a ServerHello for DTLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256 and
+     * SRTP_AEAD_AES_128_GCM, and the rest of the server's flight packed behind it. */
+    ok(tern_dtls_poll_transmit(s, &t));
+    ok(t.len > 13 + 12 + 38 && t.len <= 1200);
+    if (t.len > 13 + 12 + 38) {
+        eq_int(t.data[0], 22);                      /* handshake record */
+        eq_int(t.data[13], 2);                      /* server_hello */
+        eq_int(tern_load_u16(t.data + 25), 0xfefd); /* server_version: DTLS 1.2 */
+        size_t sid_len = t.data[25 + 2 + 32];
+        eq_int(tern_load_u16(t.data + 25 + 2 + 32 + 1 + sid_len), 0xc02b);
+        size_t hello_len = 13 + 12 + (size_t)((t.data[14] << 16) | (t.data[15] << 8) | t.data[16]);
+        ok(t.len > hello_len); /* Certificate and the rest follow in the same datagram */
+    }
+    tern_dtls_event_t ev;
+    ok(!tern_dtls_poll_event(s, &ev));
+    ok(tern_dtls_next_deadline(s) != TERN_TIME_NEVER); /* its flight is on the timer */
+    tern_dtls_free(s);
+}
+
 /* Contexts come and go (a fuzzer makes one per input): each gets its identity and BIO. */
 static void test_many_contexts(void)
 {
@@ -1270,6 +1432,7 @@ int main(void)
     subtest("chacha", test_chacha);
     subtest("receive queue limit", test_receive_queue_limit);
     subtest("close before fingerprint", test_close_before_fingerprint);
+    subtest("browser client hello", test_browser_client_hello);
     subtest("many contexts", test_many_contexts);
 
     ctx_dispose(&ctx_a);
