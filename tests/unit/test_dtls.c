@@ -1385,6 +1385,98 @@ static void test_browser_client_hello(void)
     tern_dtls_free(s);
 }
 
+/* ---- allocation failures ---- */
+
+typedef struct failing_mem {
+    long countdown; /* allocations left before the one that fails; <0: never fail */
+    long failed;
+} failing_mem_t;
+
+static bool should_fail(failing_mem_t *m)
+{
+    if (m->countdown < 0)
+        return false;
+    if (m->countdown-- == 0) {
+        m->failed++;
+        return true;
+    }
+    return false;
+}
+
+static void *fm_malloc(size_t n, void *user)
+{
+    return should_fail(user) ? NULL : malloc(n);
+}
+
+static void *fm_calloc(size_t n, size_t size, void *user)
+{
+    return should_fail(user) ? NULL : calloc(n, size);
+}
+
+static void *fm_realloc(void *p, size_t n, void *user)
+{
+    return should_fail(user) ? NULL : realloc(p, n);
+}
+
+static void fm_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+/* Fail the Nth allocation of the stack's own, for every N, from the identity to data: each run
+ * ends cleanly (ASan checks for leaks), and once the failures stop, things work. */
+static void test_failmalloc(void)
+{
+    int completed = 0;
+    long n;
+    for (n = 0; n < 200; n++) {
+        failing_mem_t fm = {.countdown = n};
+        tern_mem_t mem = {&fm, fm_malloc, fm_calloc, fm_realloc, fm_free};
+        uint64_t seed = 9;
+        tern_ctx_config_t cfg = {
+            .mem = &mem, .random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
+        tern_ctx_t c;
+        memset(&c, 0, sizeof c);
+        if (tern_ctx_init_base(&c, &cfg) != 0)
+            continue;
+        side_t a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        tern_dtls_config_t ac = {.role = TERN_DTLS_ROLE_CLIENT, .initial_rto_us = 20000};
+        tern_dtls_config_t bc = {.role = TERN_DTLS_ROLE_SERVER, .initial_rto_us = 20000};
+        int err = tern_dtls_new(&c, &ac, now_us, &a.d);
+        if (err == 0)
+            err = tern_dtls_new(&ctx_b, &bc, now_us, &b.d);
+        if (err == 0) {
+            exchange_fingerprints(&a, &b, &c, &ctx_b);
+            tern_dtls_start(a.d, now_us);
+            run(&a, &b, NULL, NULL, TERN_SEC(200));
+            /* A failed allocation on the data path loses the record, as the network would. */
+            for (int i = 0;
+                 i < 3 && a.connected && b.connected && (a.data_events == 0 || b.data_events == 0);
+                 i++) {
+                ok(tern_dtls_send(a.d, now_us, (const uint8_t *)"ping", 4) == 0);
+                ok(tern_dtls_send(b.d, now_us, (const uint8_t *)"pong", 4) == 0);
+                run(&a, &b, NULL, NULL, 0);
+            }
+            ok(!a.connected || !b.connected || (a.data_events > 0 && b.data_events > 0));
+        } else {
+            ok(err == TERN_ERR_NOMEM || err == TERN_ERR_CRYPTO);
+            ok(a.d == NULL || b.d == NULL);
+        }
+        completed += a.connected && b.connected;
+        tern_dtls_free(a.d);
+        tern_dtls_free(b.d);
+        ctx_dispose(&c);
+        if (fm.failed == 0)
+            break; /* every allocation of a full run has been failed once */
+    }
+    printf("# failmalloc: failed each of %ld allocations, %d runs still connected\n", n, completed);
+    ok(n < 200);
+    ok(completed >= 1);
+}
+
 /* Contexts come and go (a fuzzer makes one per input): each gets its identity and BIO. */
 static void test_many_contexts(void)
 {
@@ -1434,6 +1526,7 @@ int main(void)
     subtest("close before fingerprint", test_close_before_fingerprint);
     subtest("browser client hello", test_browser_client_hello);
     subtest("many contexts", test_many_contexts);
+    subtest("failmalloc", test_failmalloc);
 
     ctx_dispose(&ctx_a);
     ctx_dispose(&ctx_b);
