@@ -124,7 +124,7 @@ bool tern_rtc_pop_event(tern_pc_t *pc, tern_event_t *out);
 void tern_rtc_events_dispose(tern_pc_t *pc);
 
 /* rtc_pc.c */
-void tern_rtc_set_error(tern_pc_t *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tern_rtc_set_error(tern_pc_t *pc, const char *fmt, ...) TERN_PRINTF(2, 3);
 /* Recompute the W3C connection state from ICE and DTLS; queue the event if it changed. */
 void tern_rtc_update_state(tern_pc_t *pc);
 /* Move everything that waits between the children (events, input data) until nothing moves. */

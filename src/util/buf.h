@@ -70,7 +70,7 @@ void tern_wbuf_zeros(tern_wbuf_t *w, size_t n);
 /* Append a NUL-terminated string without its NUL. */
 void tern_wbuf_str(tern_wbuf_t *w, const char *s);
 /* printf-style append, keeping a NUL after the data (not counted in len). */
-void tern_wbuf_printf(tern_wbuf_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tern_wbuf_printf(tern_wbuf_t *w, const char *fmt, ...) TERN_PRINTF(2, 3);
 /* Write a big-endian u16/u32 at an earlier offset (for lengths known later). */
 void tern_wbuf_put_u16_at(tern_wbuf_t *w, size_t off, uint16_t v);
 void tern_wbuf_put_u32_at(tern_wbuf_t *w, size_t off, uint32_t v);

@@ -9,6 +9,14 @@
 
 #include "tern/tern.h"
 
+/* printf-style format checking of a function's (format, first variadic) argument positions;
+ * compiler extensions live in util/ only (CONVENTIONS.md §8). */
+#if defined(__GNUC__)
+#define TERN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define TERN_PRINTF(fmt_index, first_arg)
+#endif
+
 struct tern_pc;
 
 struct tern_ctx {

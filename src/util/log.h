@@ -25,7 +25,7 @@
 
 /* Format and emit one line (use the macros, which test the level first). */
 void tern_log_write(tern_ctx_t *ctx, tern_log_level_t level, const char *module, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
+                    ...) TERN_PRINTF(4, 5);
 
 /* Format an address for a log line: as tern_addr_format, or "<redacted>" if the context says so. */
 const char *tern_addr_log(const tern_ctx_t *ctx, const tern_addr_t *addr, char buf[TERN_ADDR_STRLEN]);
