@@ -1,0 +1,1243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of ice/: the candidate line codec over every browser capture, the priority
+ * formulas, and two agents wired through an in-test network with a virtual clock (starting at
+ * 1000000) and a seeded rng: connectivity, dual stack, trickle in every order, role conflicts,
+ * a check dropped by a filtering NAT and recovered by a triggered check, peer-reflexive
+ * candidates behind a NAT, server-reflexive gathering, bad credentials answered 400/401/420
+ * without any state change, consent loss and recovery, failure, restart, bounds and close.
+ */
+#include "check.h"
+#include "guard.h"
+#include "ice/ice_agent.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static tern_ctx_t ctx;
+static uint64_t seed;
+static tern_time_t now;
+
+static void test_log(void *user, tern_log_level_t level, const char *module, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "[%d] %s: %s\n", (int)level, module, msg);
+}
+
+static tern_addr_t addr(const char *text)
+{
+    tern_addr_t a;
+    if (tern_addr_parse(text, &a) != 0)
+        abort();
+    return a;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Candidate lines                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static int parse_line(const char *line, size_t len, tern_ice_candidate_t *c)
+{
+    guarded_t g;
+    const char *p = (const char *)guard_copy(&g, line, len);
+    int ret = tern_ice_candidate_parse(p, len, c);
+    guard_free(&g);
+    return ret;
+}
+
+static int lines_checked;
+
+static void check_line(const char *line, size_t len)
+{
+    tern_ice_candidate_t c, again;
+    int ret = parse_line(line, len, &c);
+    if (ret != 0) {
+        printf("# refused: %.*s\n", (int)len, line);
+        ok(false);
+        return;
+    }
+    char buf[TERN_ICE_CANDIDATE_STRLEN];
+    int n = tern_ice_candidate_format(&c, buf, sizeof buf);
+    ok(n > 0);
+    ok(parse_line(buf, (size_t)n, &again) == 0 && memcmp(&c, &again, sizeof c) == 0);
+    lines_checked++;
+}
+
+static void check_file(const char *path, bool sdp)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ok(false);
+        return;
+    }
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (sdp ? strncmp(line, "a=candidate:", 12) == 0 : strncmp(line, "candidate:", 10) == 0)
+            check_line(line, len);
+    }
+    fclose(f);
+}
+
+static void test_candidate_captures(void)
+{
+    const char *dir = TERN_TEST_DATA "/sdp";
+    DIR *d = opendir(dir);
+    ok(d != NULL);
+    if (!d)
+        return;
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n > 11 && strcmp(e->d_name + n - 11, ".candidates") == 0) {
+            check_file(path, false);
+            files++;
+        } else if (n > 4 && strcmp(e->d_name + n - 4, ".sdp") == 0) {
+            check_file(path, true);
+            files++;
+        }
+    }
+    closedir(d);
+    ok(files > 10);
+    ok(lines_checked > 50);
+    printf("# %d candidate lines from %d files\n", lines_checked, files);
+}
+
+static void test_candidate_fields(void)
+{
+    tern_ice_candidate_t c;
+    const char *chrome = "candidate:1076727081 1 udp 2113942271 "
+                         "7f6b8c98-9b23-46d8-b9a4-64634663a569.local 56899 typ host generation 0 "
+                         "ufrag NtMH network-cost 999";
+    eq_int(parse_line(chrome, strlen(chrome), &c), 0);
+    eq_str(c.foundation, "1076727081");
+    eq_int(c.component, 1);
+    eq_int(c.transport, TERN_TRANSPORT_UDP);
+    ok(c.priority == 2113942271u);
+    eq_str(c.hostname, "7f6b8c98-9b23-46d8-b9a4-64634663a569.local");
+    eq_int(c.addr.family, TERN_AF_UNSPEC);
+    eq_int(c.addr.port, 56899);
+    eq_int(c.type, TERN_ICE_CAND_HOST);
+
+    const char *ff = "a=candidate:3 2 TCP 2105524478 ::1 9 typ host tcptype active\r\n";
+    eq_int(parse_line(ff, strlen(ff), &c), 0);
+    eq_int(c.transport, TERN_TRANSPORT_TCP);
+    eq_int(c.tcptype, TERN_ICE_TCPTYPE_ACTIVE);
+    eq_int(c.component, 2);
+    eq_int(c.addr.family, TERN_AF_INET6);
+    eq_int(c.addr.port, 9);
+
+    const char *srflx = "candidate:842163049 1 udp 1677729535 203.0.113.7 61234 typ srflx raddr "
+                        "192.168.1.10 rport 50000 generation 0 network-cost 999";
+    eq_int(parse_line(srflx, strlen(srflx), &c), 0);
+    eq_int(c.type, TERN_ICE_CAND_SRFLX);
+    tern_addr_t want = addr("192.168.1.10:50000");
+    ok(tern_addr_equal(&c.related, &want));
+    char buf[TERN_ICE_CANDIDATE_STRLEN];
+    int n = tern_ice_candidate_format(&c, buf, sizeof buf);
+    eq_str(buf, "candidate:842163049 1 udp 1677729535 203.0.113.7 61234 typ srflx raddr "
+                "192.168.1.10 rport 50000");
+    eq_int(n, (int)strlen(buf));
+    eq_int(tern_ice_candidate_format(&c, buf, 20), TERN_ERR_TOO_LARGE);
+
+    /* Chrome hides a relay's base as 0.0.0.0 or an mDNS name: accepted. */
+    const char *hidden = "candidate:1 1 udp 25108223 198.51.100.1 3478 typ relay raddr "
+                         "abc.local rport 0";
+    eq_int(parse_line(hidden, strlen(hidden), &c), 0);
+    eq_int(c.related.family, TERN_AF_UNSPEC);
+    eq_int(c.type, TERN_ICE_CAND_RELAY);
+}
+
+static void test_candidate_refused(void)
+{
+    static const char *bad[] = {
+        "",
+        "candidate:",
+        "candidate:1 1 udp 1 1.2.3.4 5 typ",
+        "candidate:1 1 udp 1 1.2.3.4 5 host",
+        "candidate:1 1 udp 1 1.2.3.4 5 typ bogus",
+        "candidate:1 0 udp 1 1.2.3.4 5 typ host",
+        "candidate:1 257 udp 1 1.2.3.4 5 typ host",
+        "candidate:1 1 sctp 1 1.2.3.4 5 typ host",
+        "candidate:1 1 udp 4294967296 1.2.3.4 5 typ host",
+        "candidate:1 1 udp 1 1.2.3.4 65536 typ host",
+        "candidate:1 1 udp 1 1.2.3.4 -5 typ host",
+        "candidate:1 1 udp x 1.2.3.4 5 typ host",
+        "candidate:f@o 1 udp 1 1.2.3.4 5 typ host",
+        "candidate:123456789012345678901234567890123 1 udp 1 1.2.3.4 5 typ host",
+        "candidate:1 1 udp 1 bad..name 5 typ host",
+        "candidate:1 1 udp 1 1.2.3.4 5 typ host generation",
+        "candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.2.3.4 rport 70000",
+        "candidate:1 1 udp 1 1.2.3.4 5 typ host tcptype active",
+        "candidate:1 1 tcp 1 1.2.3.4 5 typ host tcptype sideways",
+        "a=candidat:1 1 udp 1 1.2.3.4 5 typ host",
+        "candidate:1 1 udp 1 [::1] 5 typ host",
+    };
+    tern_ice_candidate_t c;
+    memset(&c, 0x5A, sizeof c);
+    tern_ice_candidate_t before = c;
+    for (size_t i = 0; i < TERN_ARRAY_LEN(bad); i++) {
+        int ret = parse_line(bad[i], strlen(bad[i]), &c);
+        if (ret != TERN_ERR_PARSE)
+            printf("# accepted: %s\n", bad[i]);
+        eq_int(ret, TERN_ERR_PARSE);
+    }
+    ok(memcmp(&c, &before, sizeof c) == 0); /* failures leave out untouched */
+    /* An embedded NUL is refused, not cut. */
+    eq_int(tern_ice_candidate_parse("candidate:1 1 udp 1 1.2.3.4 5 typ host\0x", 40, &c),
+           TERN_ERR_PARSE);
+    eq_int(tern_ice_candidate_parse(NULL, 0, &c), TERN_ERR_INVALID_ARG);
+}
+
+static void test_priorities(void)
+{
+    /* RFC 8445 §5.1.2.1 with the captures' values: Chrome and Firefox host priorities. */
+    ok(tern_ice_priority(TERN_ICE_CAND_HOST, 65535, 1) == 2130706431u);
+    ok(tern_ice_priority(TERN_ICE_CAND_HOST, 0x7F1E, 1) == 2122260223u);
+    ok(tern_ice_priority(TERN_ICE_CAND_HOST, 0x7E00, 1) == 2122187007u);
+    ok(tern_ice_priority(TERN_ICE_CAND_HOST, 0x7E00, 2) == 2122187006u);
+    ok(tern_ice_priority(TERN_ICE_CAND_SRFLX, 65535, 1) == (100u << 24 | 65535u << 8 | 255u));
+    ok(tern_ice_priority(TERN_ICE_CAND_PRFLX, 0, 1) == (110u << 24 | 255u));
+    ok(tern_ice_priority(TERN_ICE_CAND_RELAY, 1, 256) == (1u << 8));
+    eq_str(tern_ice_cand_type_name(TERN_ICE_CAND_PRFLX), "prflx");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A simulated network                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MAX_PEERS 3
+#define MAX_PKTS 4096
+
+typedef struct peer {
+    tern_ice_t *ice;
+    tern_ice_candidate_t cands[16];
+    int cand_count;
+    bool gathering_complete;
+    tern_ice_state_t states[32];
+    int state_count;
+    int selected_events;
+    int role_events;
+    tern_addr_t nat_private; /* a 1:1 NAT maps this address ... */
+    tern_addr_t nat_public;  /* ... to this one */
+    bool nat_filtering;      /* inbound only from addresses the peer has sent to */
+    tern_addr_t permitted[16];
+    int permitted_count;
+} peer_t;
+
+typedef struct packet {
+    tern_time_t at;
+    tern_datagram_t d;
+    uint8_t data[1500];
+} packet_t;
+
+static peer_t peers[MAX_PEERS];
+static packet_t *pkts;
+static int pkt_count;
+static tern_time_t one_way_us = 10000;
+/* A test may drop packets: return true to drop. */
+static bool (*drop_rule)(int from, const tern_transmit_t *t);
+static tern_addr_t stun_server; /* answered by the network itself when set */
+static int stun_server_hits;
+static bool stun_server_silent;
+
+static peer_t *peer_by_local(const tern_addr_t *a, int *index)
+{
+    for (int i = 0; i < MAX_PEERS; i++) {
+        if (!peers[i].ice)
+            continue;
+        for (size_t l = 0; l < peers[i].ice->local_count; l++) {
+            if (peers[i].ice->locals[l].c.type == TERN_ICE_CAND_HOST &&
+                tern_addr_equal(&peers[i].ice->locals[l].base, a)) {
+                *index = i;
+                return &peers[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void enqueue(const tern_addr_t *from, const tern_addr_t *to, const uint8_t *data, size_t len,
+                    tern_time_t at)
+{
+    if (pkt_count >= MAX_PKTS || len > sizeof pkts[0].data)
+        abort();
+    packet_t *p = &pkts[pkt_count++];
+    p->at = at;
+    p->d.remote = *from;
+    p->d.local = *to;
+    memcpy(p->data, data, len);
+    p->d.data = p->data;
+    p->d.len = len;
+}
+
+static void answer_stun_server(const tern_addr_t *from, const tern_transmit_t *t)
+{
+    tern_stun_msg_t m;
+    stun_server_hits++;
+    if (stun_server_silent || tern_stun_parse(t->data, t->len, &m) != 0 ||
+        m.msg_class != TERN_STUN_REQUEST)
+        return;
+    uint8_t buf[128];
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_SUCCESS, TERN_STUN_BINDING, m.tid);
+    tern_stun_put_xor_addr(&sw, TERN_STUN_ATTR_XOR_MAPPED_ADDRESS, from);
+    tern_stun_put_fingerprint(&sw);
+    size_t len;
+    tern_stun_writer_end(&sw, &len);
+    enqueue(&stun_server, from, buf, len, now + 2 * one_way_us);
+}
+
+/* Route one datagram a peer sends: NAT on the way out, the STUN server, NAT on the way in. */
+static void route(int from, const tern_transmit_t *t)
+{
+    peer_t *src = &peers[from];
+    tern_addr_t source = t->local;
+    if (src->nat_public.family && tern_addr_equal(&source, &src->nat_private)) {
+        source = src->nat_public;
+        if (src->permitted_count < 16)
+            src->permitted[src->permitted_count++] = t->remote;
+    }
+    if (drop_rule && drop_rule(from, t))
+        return;
+    if (stun_server.family && tern_addr_equal(&t->remote, &stun_server)) {
+        answer_stun_server(&source, t);
+        return;
+    }
+    enqueue(&source, &t->remote, t->data, t->len, now + one_way_us);
+}
+
+/* Inbound NAT: public address back to private, with the filtering the NAT does. */
+static bool deliver_to(packet_t *p, int *index)
+{
+    for (int i = 0; i < MAX_PEERS; i++) {
+        peer_t *dst = &peers[i];
+        if (!dst->ice || !dst->nat_public.family || !tern_addr_equal(&p->d.local, &dst->nat_public))
+            continue;
+        if (dst->nat_filtering) {
+            bool allowed = false;
+            for (int k = 0; k < dst->permitted_count; k++)
+                allowed |= tern_addr_equal(&dst->permitted[k], &p->d.remote);
+            if (!allowed)
+                return false;
+        }
+        p->d.local = dst->nat_private;
+        *index = i;
+        return true;
+    }
+    return peer_by_local(&p->d.local, index) != NULL;
+}
+
+static void record_event(peer_t *p, const tern_ice_event_t *e)
+{
+    switch (e->type) {
+    case TERN_ICE_EV_LOCAL_CANDIDATE:
+        if (p->cand_count < 16)
+            p->cands[p->cand_count++] = *e->u.candidate;
+        break;
+    case TERN_ICE_EV_GATHERING_COMPLETE:
+        p->gathering_complete = true;
+        break;
+    case TERN_ICE_EV_STATE:
+        if (p->state_count < 32)
+            p->states[p->state_count++] = e->u.state;
+        break;
+    case TERN_ICE_EV_SELECTED_PAIR:
+        p->selected_events++;
+        ok(e->u.pair.local != NULL && e->u.pair.remote != NULL);
+        break;
+    case TERN_ICE_EV_ROLE_CHANGED:
+        p->role_events++;
+        break;
+    default:
+        ok(false);
+    }
+}
+
+static void drain(int i)
+{
+    peer_t *p = &peers[i];
+    tern_transmit_t t;
+    tern_ice_event_t e;
+    while (tern_ice_poll_transmit(p->ice, &t))
+        route(i, &t);
+    while (tern_ice_poll_event(p->ice, &e))
+        record_event(p, &e);
+}
+
+static void drain_all(void)
+{
+    for (int i = 0; i < MAX_PEERS; i++)
+        if (peers[i].ice)
+            drain(i);
+}
+
+/* Run the network and the agents until `until` (virtual time). */
+static void run_until(tern_time_t until)
+{
+    int guard = 0;
+    drain_all();
+    for (;;) {
+        tern_time_t next = TERN_TIME_NEVER;
+        for (int i = 0; i < MAX_PEERS; i++)
+            if (peers[i].ice)
+                next = TERN_MIN(next, tern_ice_next_deadline(peers[i].ice));
+        for (int k = 0; k < pkt_count; k++)
+            next = TERN_MIN(next, pkts[k].at);
+        if (next > until)
+            break;
+        if (next < now) {
+            ok(next >= now); /* deadlines are never in the past */
+            next = now;
+        }
+        if (++guard > 200000) {
+            ok(!"busy loop");
+            break;
+        }
+        now = next;
+        /* Deliver due packets in order. */
+        for (int k = 0; k < pkt_count;) {
+            if (pkts[k].at > now) {
+                k++;
+                continue;
+            }
+            packet_t p = pkts[k];
+            memmove(&pkts[k], &pkts[k + 1], (size_t)(pkt_count - k - 1) * sizeof pkts[0]);
+            pkt_count--;
+            p.d.data = p.data;
+            int dst;
+            if (deliver_to(&p, &dst)) {
+                eq_int(tern_ice_handle_input(peers[dst].ice, now, &p.d), 0);
+                drain(dst);
+            }
+        }
+        for (int i = 0; i < MAX_PEERS; i++) {
+            if (peers[i].ice && tern_ice_next_deadline(peers[i].ice) <= now) {
+                eq_int(tern_ice_handle_timeout(peers[i].ice, now), 0);
+                drain(i);
+            }
+        }
+    }
+    now = TERN_MAX(now, until);
+}
+
+static tern_ice_config_t default_cfg(bool controlling)
+{
+    tern_ice_config_t cfg = {.controlling = controlling};
+    return cfg;
+}
+
+static void setup_peer(int i, const tern_ice_config_t *cfg, const char **addrs, int n)
+{
+    peer_t *p = &peers[i];
+    memset(p, 0, sizeof *p);
+    eq_int(tern_ice_new(&ctx, cfg, now, &p->ice), 0);
+    for (int k = 0; k < n; k++) {
+        tern_addr_t a = addr(addrs[k]);
+        eq_int(tern_ice_add_local_address(p->ice, now, &a), 0);
+    }
+    eq_int(tern_ice_local_addresses_done(p->ice, now), 0);
+    drain(i);
+}
+
+static void give_credentials(int from, int to)
+{
+    eq_int(tern_ice_set_remote_credentials(peers[to].ice, now,
+                                           tern_ice_local_ufrag(peers[from].ice),
+                                           tern_ice_local_pwd(peers[from].ice)),
+           0);
+}
+
+static void give_candidates(int from, int to)
+{
+    for (int k = 0; k < peers[from].cand_count; k++)
+        eq_int(tern_ice_add_remote_candidate(peers[to].ice, now, &peers[from].cands[k]), 0);
+}
+
+static void exchange_all(void)
+{
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    give_candidates(0, 1);
+    give_candidates(1, 0);
+    eq_int(tern_ice_remote_candidates_done(peers[0].ice, now), 0);
+    eq_int(tern_ice_remote_candidates_done(peers[1].ice, now), 0);
+}
+
+static void reset_world(void)
+{
+    for (int i = 0; i < MAX_PEERS; i++) {
+        tern_ice_free(peers[i].ice);
+        memset(&peers[i], 0, sizeof peers[i]);
+    }
+    pkt_count = 0;
+    drop_rule = NULL;
+    one_way_us = 10000;
+    memset(&stun_server, 0, sizeof stun_server);
+    stun_server_hits = 0;
+    stun_server_silent = false;
+    now = 1000000;
+    seed = 42;
+}
+
+static tern_ice_state_t state_of(int i)
+{
+    return tern_ice_state(peers[i].ice);
+}
+
+static bool saw_state(int i, tern_ice_state_t s)
+{
+    for (int k = 0; k < peers[i].state_count; k++)
+        if (peers[i].states[k] == s)
+            return true;
+    return false;
+}
+
+static void expect_selected(int i, const char *local, const char *remote)
+{
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[i].ice, &v));
+    tern_addr_t l = addr(local), r = addr(remote);
+    ok(tern_addr_equal(&v.local_socket, &l));
+    ok(tern_addr_equal(&v.remote_addr, &r));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Agent scenarios                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_connect_basic(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    ok(peers[0].gathering_complete && peers[1].gathering_complete);
+    eq_int(peers[0].cand_count, 1);
+    eq_int(peers[0].cands[0].type, TERN_ICE_CAND_HOST);
+    eq_int(tern_ice_gathering_state(peers[0].ice), TERN_ICE_GATHERING_COMPLETE);
+    eq_int(strlen(tern_ice_local_ufrag(peers[0].ice)), 16);
+    eq_int(strlen(tern_ice_local_pwd(peers[0].ice)), 32);
+    eq_int(state_of(0), TERN_ICE_STATE_NEW);
+    tern_time_t start = now;
+    exchange_all();
+    while (state_of(1) != TERN_ICE_STATE_COMPLETED && now < start + 2000000)
+        run_until(now + 1000);
+    printf("# completed after %lld ms\n", (long long)(now - start) / 1000);
+    ok(now - start <= 100000);
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(saw_state(0, TERN_ICE_STATE_CHECKING));
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
+    expect_selected(1, "10.0.0.2:2000", "10.0.0.1:1000");
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[1].ice, &v) && v.nominated);
+    ok(v.rtt_us == 20000);
+    ok(tern_ice_is_controlling(peers[0].ice) && !tern_ice_is_controlling(peers[1].ice));
+    /* Fast: a host pair on a 20 ms RTT path completes in a few round trips. */
+    ok(peers[0].ice->stats.checks_sent <= 4);
+
+    /* Data goes on the selected pair. */
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"dtls", 4), 0);
+    tern_transmit_t t;
+    ok(tern_ice_poll_transmit(peers[0].ice, &t));
+    tern_addr_t to = addr("10.0.0.2:2000");
+    ok(t.len == 4 && tern_addr_equal(&t.remote, &to));
+    tern_datagram_t d = {.local = to, .remote = addr("10.0.0.1:1000"), .data = t.data, .len = 4};
+    ok(tern_ice_accepts(peers[1].ice, &d));
+    d.remote = addr("10.9.9.9:1");
+    ok(!tern_ice_accepts(peers[1].ice, &d));
+
+    /* Consent keeps it completed for a long time. */
+    run_until(now + 60000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(peers[0].ice->stats.checks_sent > 10);
+    ok(!saw_state(0, TERN_ICE_STATE_DISCONNECTED));
+}
+
+static void test_dual_stack(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000", "[2001:db8::1]:1000"};
+    const char *b[] = {"10.0.0.2:2000", "[2001:db8::2]:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 2);
+    setup_peer(1, &cb, b, 2);
+    /* RFC 8421: IPv6 gets the higher local preference. */
+    ok(peers[0].cands[1].priority > peers[0].cands[0].priority);
+    ok(strcmp(peers[0].cands[0].foundation, peers[0].cands[1].foundation) != 0);
+    exchange_all();
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "[2001:db8::1]:1000", "[2001:db8::2]:2000");
+    expect_selected(1, "[2001:db8::2]:2000", "[2001:db8::1]:1000");
+    eq_int(peers[0].ice->pair_count, 2); /* no cross-family pairs */
+}
+
+static void test_pair_priority(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"};
+    tern_ice_config_t ca = default_cfg(true);
+    setup_peer(0, &ca, a, 1);
+    tern_ice_candidate_t r = {.component = 1, .priority = 1000, .addr = addr("10.0.0.2:2000")};
+    snprintf(r.foundation, sizeof r.foundation, "x");
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &r), 0);
+    uint64_t g = peers[0].ice->locals[0].c.priority, d = 1000;
+    /* RFC 8445 §6.1.2.3 */
+    ok(peers[0].ice->pairs[0].priority == (d << 32) + 2 * g + 1);
+    eq_int(tern_ice_set_controlling(peers[0].ice, false), 0);
+    ok(peers[0].ice->pairs[0].priority == (d << 32) + 2 * g + 0);
+}
+
+static void test_trickle_candidates_first(void)
+{
+    /* Remote candidates before the remote credentials, both ways, trickled late. */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    give_candidates(0, 1);
+    give_candidates(1, 0);
+    run_until(now + 500000);
+    eq_int(state_of(0), TERN_ICE_STATE_NEW); /* no credentials, no checks */
+    eq_int(peers[0].ice->stats.checks_sent, 0);
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+}
+
+static void test_trickle_checks_before_credentials(void)
+{
+    /*
+     * B gets A's credentials late: A's checks reach B first, B answers them (it only needs its
+     * own password) and keeps them as triggered checks until A's credentials arrive.
+     */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    run_until(now + 300000);
+    ok(peers[1].ice->stats.checks_received >= 1);
+    eq_int(peers[1].ice->pair_count, 1); /* learnt as peer-reflexive */
+    eq_int(peers[1].ice->remotes[0].c.type, TERN_ICE_CAND_PRFLX);
+    ok(peers[1].ice->trig_count == 1);
+    eq_int(peers[1].ice->stats.checks_sent, 0);
+    /* A's own checks succeeded already, nomination included (B answers without A's
+     * credentials): A is completed, B waits. */
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_NEW);
+    tern_time_t t0 = now;
+    give_credentials(0, 1);
+    run_until(now + 100000);
+    /* The queued triggered check goes at once: completed within a round trip or two. */
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    ok(now - t0 <= 100000);
+    /* The signaled candidate arriving afterwards replaces the prflx one. */
+    give_candidates(0, 1);
+    eq_int(peers[1].ice->remotes[0].c.type, TERN_ICE_CAND_HOST);
+    eq_int(peers[1].ice->remote_count, 1);
+    run_until(now + 1000000);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+}
+
+static void test_trickle_end_of_candidates_failed(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    give_credentials(1, 0);
+    tern_ice_free(peers[1].ice); /* the peer is gone: nothing answers */
+    peers[1].ice = NULL;
+    tern_ice_candidate_t r = peers[1].cands[0];
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &r), 0);
+    eq_int(tern_ice_remote_candidates_done(peers[0].ice, now), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &r), TERN_ERR_INVALID_STATE);
+    run_until(now + 5000000);
+    eq_int(state_of(0), TERN_ICE_STATE_CHECKING);
+    run_until(now + 6000000);
+    /* The only pair failed after its retransmissions (~9.5 s): failed. */
+    eq_int(state_of(0), TERN_ICE_STATE_FAILED);
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"x", 1), TERN_ERR_INVALID_STATE);
+    ok(peers[0].ice->stats.retransmissions >= 5);
+    eq_int(tern_ice_next_deadline(peers[0].ice), TERN_TIME_NEVER);
+}
+
+static void test_role_conflict(bool both_controlling)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(both_controlling), cb = default_cfg(both_controlling);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    run_until(now + 3000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    /* Exactly one controls now, and the one that switched said so. */
+    ok(tern_ice_is_controlling(peers[0].ice) != tern_ice_is_controlling(peers[1].ice));
+    eq_int(peers[0].role_events + peers[1].role_events, 1);
+    ok(peers[0].ice->stats.role_conflicts + peers[1].ice->stats.role_conflicts == 1);
+    /* The larger tie-breaker wins the controlling role (RFC 8445 §7.3.1.1). */
+    int winner = peers[0].ice->tie_breaker >= peers[1].ice->tie_breaker ? 0 : 1;
+    ok(tern_ice_is_controlling(peers[winner].ice));
+}
+
+static void test_role_conflict_controlling(void)
+{
+    test_role_conflict(true);
+}
+
+static void test_role_conflict_controlled(void)
+{
+    test_role_conflict(false);
+}
+
+static void test_triggered_recovers_drop(void)
+{
+    /*
+     * A sits behind a filtering NAT: B's first check to A's public address is dropped. A's own
+     * check opens the NAT; B answers it and sends a triggered check, which gets through. B's
+     * pair succeeds within a round trip, long before its own check's retransmission (500 ms).
+     */
+    reset_world();
+    const char *a[] = {"192.168.1.2:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    peers[0].nat_private = addr("192.168.1.2:1000");
+    peers[0].nat_public = addr("203.0.113.1:40000");
+    peers[0].nat_filtering = true;
+    /* A's public address as a srflx candidate for B; B's host for A (given later). */
+    tern_ice_candidate_t srflx = {.component = 1,
+                                  .type = TERN_ICE_CAND_SRFLX,
+                                  .priority = tern_ice_priority(TERN_ICE_CAND_SRFLX, 65535, 1),
+                                  .addr = addr("203.0.113.1:40000"),
+                                  .related = addr("192.168.1.2:1000")};
+    snprintf(srflx.foundation, sizeof srflx.foundation, "7");
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    eq_int(tern_ice_add_remote_candidate(peers[1].ice, now, &srflx), 0);
+    run_until(now + 100000); /* B's first check dies in A's NAT */
+    ok(peers[1].ice->stats.checks_sent == 1);
+    eq_int(state_of(1), TERN_ICE_STATE_CHECKING);
+    tern_time_t t0 = now;
+    give_candidates(1, 0);
+    run_until(t0 + 150000);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(peers[1].ice->stats.retransmissions, 0); /* no RTO was needed */
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[0].ice, &v));
+    /* A learnt its public address as a local peer-reflexive candidate. */
+    eq_int(v.local->type, TERN_ICE_CAND_PRFLX);
+    tern_addr_t pub = addr("203.0.113.1:40000");
+    ok(tern_addr_equal(&v.local->addr, &pub));
+    tern_addr_t base = addr("192.168.1.2:1000");
+    ok(tern_addr_equal(&v.local_socket, &base));
+}
+
+static void test_prflx_behind_nat(void)
+{
+    /* B never hears of A's candidates: it learns A's NAT address from A's checks. */
+    reset_world();
+    const char *a[] = {"192.168.1.2:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(false), cb = default_cfg(true);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    peers[0].nat_private = addr("192.168.1.2:1000");
+    peers[0].nat_public = addr("203.0.113.1:40000");
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[1].ice, &v));
+    eq_int(v.remote->type, TERN_ICE_CAND_PRFLX);
+    tern_addr_t pub = addr("203.0.113.1:40000");
+    ok(tern_addr_equal(&v.remote_addr, &pub));
+    ok(v.nominated);
+}
+
+static void test_srflx_gathering(void)
+{
+    reset_world();
+    stun_server = addr("198.51.100.9:3478");
+    peers[0].nat_private = addr("192.168.1.2:1000");
+    peers[0].nat_public = addr("203.0.113.1:40000");
+    tern_ice_config_t ca = default_cfg(true);
+    peer_t *p = &peers[0];
+    eq_int(tern_ice_new(&ctx, &ca, now, &p->ice), 0);
+    eq_int(tern_ice_add_stun_server(p->ice, now, &stun_server), 0);
+    tern_addr_t host = addr("192.168.1.2:1000"), v6 = addr("[2001:db8::5]:1000");
+    eq_int(tern_ice_add_local_address(p->ice, now, &host), 0);
+    eq_int(tern_ice_add_local_address(p->ice, now, &v6), 0);
+    eq_int(tern_ice_local_addresses_done(p->ice, now), 0);
+    drain(0);
+    ok(!p->gathering_complete); /* waiting for the server */
+    eq_int(tern_ice_gathering_state(p->ice), TERN_ICE_GATHERING_GATHERING);
+    run_until(now + 100000);
+    ok(p->gathering_complete);
+    eq_int(stun_server_hits, 1); /* IPv4 only: the server is IPv4 */
+    eq_int(p->cand_count, 3);
+    eq_int(p->cands[2].type, TERN_ICE_CAND_SRFLX);
+    tern_addr_t pub = addr("203.0.113.1:40000");
+    ok(tern_addr_equal(&p->cands[2].addr, &pub));
+    ok(tern_addr_equal(&p->cands[2].related, &host));
+    ok(p->cands[2].priority < p->cands[0].priority);
+    eq_int(tern_ice_add_stun_server(p->ice, now, &stun_server), TERN_ERR_INVALID_STATE);
+
+    /* A server that never answers holds gathering for about three seconds, no more. */
+    reset_world();
+    stun_server = addr("198.51.100.9:3478");
+    stun_server_silent = true;
+    p = &peers[0];
+    eq_int(tern_ice_new(&ctx, &ca, now, &p->ice), 0);
+    eq_int(tern_ice_add_local_address(p->ice, now, &host), 0);
+    eq_int(tern_ice_add_stun_server(p->ice, now, &stun_server), 0);
+    eq_int(tern_ice_local_addresses_done(p->ice, now), 0);
+    run_until(now + 2900000);
+    ok(!p->gathering_complete);
+    run_until(now + 500000);
+    ok(p->gathering_complete);
+    eq_int(stun_server_hits, 3);
+}
+
+/* Send a hand-made Binding request to peer 1 and return its answer's parsed copy. */
+static uint8_t answer_buf[1024];
+
+static int request_answer(const char *username, const char *pwd, bool unknown_attr,
+                          tern_stun_msg_t *answer)
+{
+    uint8_t buf[512], tid[12] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+    if (username)
+        tern_stun_put_string(&sw, TERN_STUN_ATTR_USERNAME, username);
+    tern_stun_put_u32(&sw, TERN_STUN_ATTR_PRIORITY, 12345);
+    tern_stun_put_u64(&sw, TERN_STUN_ATTR_ICE_CONTROLLING, 1);
+    if (unknown_attr)
+        tern_stun_put_u32(&sw, 0x0777, 0);
+    if (pwd)
+        tern_stun_put_integrity(&sw, (const uint8_t *)pwd, strlen(pwd));
+    tern_stun_put_fingerprint(&sw);
+    size_t len;
+    tern_stun_writer_end(&sw, &len);
+    tern_datagram_t d = {
+        .local = addr("10.0.0.2:2000"), .remote = addr("10.0.0.66:6666"), .data = buf, .len = len};
+    eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+    tern_transmit_t t;
+    if (!tern_ice_poll_transmit(peers[1].ice, &t))
+        return -1;
+    memcpy(answer_buf, t.data, t.len);
+    if (tern_stun_parse(answer_buf, t.len, answer) != 0)
+        return -1;
+    return answer->msg_class == TERN_STUN_ERROR ? answer->error_code : 0;
+}
+
+static void test_bad_credentials(void)
+{
+    reset_world();
+    const char *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t cb = default_cfg(false);
+    setup_peer(1, &cb, b, 1);
+    eq_int(tern_ice_set_local_credentials(peers[1].ice, "bbbb", "bbbbbbbbbbbbbbbbbbbbbb"), 0);
+    tern_stun_msg_t m;
+    const char *pwd = "bbbbbbbbbbbbbbbbbbbbbb";
+    eq_int(request_answer("bbbb:aaaa", "wrong-password", false, &m), 401);
+    ok(!(m.present & TERN_STUN_HAS_INTEGRITY));
+    eq_int(request_answer("cccc:aaaa", pwd, false, &m), 401);
+    eq_int(request_answer("bbbbaaaa", pwd, false, &m), 401);
+    eq_int(request_answer(NULL, pwd, false, &m), 400);
+    eq_int(request_answer("bbbb:aaaa", NULL, false, &m), 400);
+    /* Nothing changed: no pair, no candidate, no check, still new; and credentials can change. */
+    eq_int(peers[1].ice->pair_count, 0);
+    eq_int(peers[1].ice->remote_count, 0);
+    eq_int(state_of(1), TERN_ICE_STATE_NEW);
+    ok(peers[1].ice->stats.dropped == 5);
+    ok(!peers[1].ice->checks_started);
+    /* Unknown comprehension-required attribute: 420 naming it, authenticated. */
+    eq_int(request_answer("bbbb:aaaa", pwd, true, &m), 420);
+    eq_int(m.unknown_attributes_count, 1);
+    eq_int(m.unknown_attributes[0], 0x0777);
+    eq_int(tern_stun_check_integrity(&m, (const uint8_t *)pwd, strlen(pwd)), 0);
+    eq_int(peers[1].ice->pair_count, 0);
+    /* The right credentials: success with our mapped address, authenticated, fingerprinted. */
+    eq_int(request_answer("bbbb:aaaa", pwd, false, &m), 0);
+    eq_int(m.msg_class, TERN_STUN_SUCCESS);
+    tern_addr_t src = addr("10.0.0.66:6666");
+    ok(tern_addr_equal(&m.xor_mapped_address, &src));
+    eq_int(tern_stun_check_integrity(&m, (const uint8_t *)pwd, strlen(pwd)), 0);
+    eq_int(tern_stun_check_fingerprint(&m), 0);
+    eq_int(peers[1].ice->pair_count, 1);
+    eq_int(tern_ice_set_local_credentials(peers[1].ice, "dddd", "dddddddddddddddddddddd"),
+           TERN_ERR_INVALID_STATE);
+    /* A response to no transaction of ours, or a corrupted datagram, is dropped. */
+    uint64_t dropped = peers[1].ice->stats.dropped;
+    tern_datagram_t d = {.local = addr("10.0.0.2:2000"),
+                         .remote = addr("10.0.0.66:6666"),
+                         .data = answer_buf,
+                         .len = m.len};
+    eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+    d.len = 7;
+    eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+    ok(peers[1].ice->stats.dropped == dropped + 2);
+    eq_int(tern_ice_handle_input(peers[1].ice, now, NULL), TERN_ERR_INVALID_ARG);
+}
+
+static void test_forged_response_ignored(void)
+{
+    /* An answer with the right transaction id but a wrong MESSAGE-INTEGRITY changes nothing. */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    tern_transmit_t t;
+    ok(tern_ice_poll_transmit(peers[0].ice, &t));
+    tern_stun_msg_t req;
+    eq_int(tern_stun_parse(t.data, t.len, &req), 0);
+    ok(req.present & TERN_STUN_HAS_ICE_CONTROLLING);
+    ok(req.present & TERN_STUN_HAS_PRIORITY);
+    uint8_t buf[256];
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_SUCCESS, TERN_STUN_BINDING, req.tid);
+    tern_addr_t mapped = addr("10.0.0.1:1000");
+    tern_stun_put_xor_addr(&sw, TERN_STUN_ATTR_XOR_MAPPED_ADDRESS, &mapped);
+    tern_stun_put_integrity(&sw, (const uint8_t *)"forged", 6);
+    size_t len;
+    tern_stun_writer_end(&sw, &len);
+    tern_datagram_t d = {.local = t.local, .remote = t.remote, .data = buf, .len = len};
+    eq_int(tern_ice_handle_input(peers[0].ice, now, &d), 0);
+    eq_int(peers[0].ice->pairs[0].state, PAIR_IN_PROGRESS);
+    ok(!tern_ice_selected_pair(peers[0].ice, &(tern_ice_pair_view_t){0}));
+    ok(peers[0].ice->stats.dropped == 1);
+    ok(tern_ice_accepts(peers[0].ice, &d)); /* it names our transaction */
+}
+
+static bool drop_all(int from, const tern_transmit_t *t)
+{
+    (void)from;
+    (void)t;
+    return true;
+}
+
+static void test_consent(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    /* The path dies: disconnected after ~5 s without consent. */
+    drop_rule = drop_all;
+    tern_time_t cut = now;
+    run_until(cut + 4000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    run_until(cut + 5500000);
+    eq_int(state_of(0), TERN_ICE_STATE_DISCONNECTED);
+    eq_int(state_of(1), TERN_ICE_STATE_DISCONNECTED);
+    /* It comes back: completed again at the next consent check. */
+    drop_rule = NULL;
+    run_until(now + 4000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    /* It dies for good: failed after 30 s (RFC 7675), and sending stops. */
+    drop_rule = drop_all;
+    cut = now;
+    run_until(cut + 25000000);
+    eq_int(state_of(0), TERN_ICE_STATE_DISCONNECTED);
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"x", 1), 0);
+    tern_transmit_t t;
+    while (tern_ice_poll_transmit(peers[0].ice, &t))
+        ;
+    run_until(cut + 31000000);
+    eq_int(state_of(0), TERN_ICE_STATE_FAILED);
+    eq_int(state_of(1), TERN_ICE_STATE_FAILED);
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"x", 1), TERN_ERR_INVALID_STATE);
+    uint64_t sent = peers[0].ice->stats.checks_sent;
+    drop_rule = NULL;
+    run_until(now + 10000000);
+    ok(peers[0].ice->stats.checks_sent == sent); /* failed is final until a restart */
+    eq_int(state_of(0), TERN_ICE_STATE_FAILED);
+    /* The state sequence of the controlling side. */
+    int seq[] = {TERN_ICE_STATE_CHECKING,     TERN_ICE_STATE_CONNECTED, TERN_ICE_STATE_COMPLETED,
+                 TERN_ICE_STATE_DISCONNECTED, TERN_ICE_STATE_COMPLETED, TERN_ICE_STATE_DISCONNECTED,
+                 TERN_ICE_STATE_FAILED};
+    bool same = peers[0].state_count == 7;
+    for (int k = 0; same && k < 7; k++)
+        same = (int)peers[0].states[k] == seq[k];
+    ok(same);
+}
+
+static void test_restart(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    char old_ufrag[64];
+    snprintf(old_ufrag, sizeof old_ufrag, "%s", tern_ice_local_ufrag(peers[0].ice));
+    /* A restarts (new offer), B restarts in its answer. */
+    peers[0].cand_count = peers[1].cand_count = 0;
+    eq_int(tern_ice_restart(peers[0].ice, now), 0);
+    ok(strcmp(old_ufrag, tern_ice_local_ufrag(peers[0].ice)) != 0);
+    eq_int(tern_ice_restart(peers[1].ice, now), 0);
+    drain_all();
+    eq_int(peers[0].cand_count, 1); /* local candidates again, for the new generation */
+    ok(peers[0].gathering_complete);
+    /* Meanwhile data still flows on the old pair, whose consent runs on the old credentials. */
+    ok(tern_ice_selected_pair(peers[0].ice, &(tern_ice_pair_view_t){0}));
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"x", 1), 0);
+    run_until(now + 8000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    int events_before = peers[0].selected_events;
+    exchange_all();
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(peers[0].selected_events > events_before);
+    ok(!peers[0].ice->has_old_credentials);
+    ok(!peers[0].ice->pairs[peers[0].ice->selected].legacy);
+    /* The old username no longer opens anything. */
+    tern_datagram_t d = {.local = addr("10.0.0.1:1000"), .remote = addr("10.0.0.2:2000")};
+    uint8_t buf[256], tid[12] = {1};
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+    char user[80];
+    snprintf(user, sizeof user, "%s:x", old_ufrag);
+    tern_stun_put_string(&sw, TERN_STUN_ATTR_USERNAME, user);
+    size_t len;
+    tern_stun_writer_end(&sw, &len);
+    d.data = buf;
+    d.len = len;
+    ok(!tern_ice_accepts(peers[0].ice, &d));
+    run_until(now + 20000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+}
+
+static void test_ignored_candidates_and_bounds(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000", "[::1]:1000"};
+    tern_ice_config_t ca = default_cfg(true);
+    ca.max_remote_candidates = 3;
+    ca.max_pairs = 2;
+    setup_peer(0, &ca, a, 2);
+    tern_ice_candidate_t c;
+    const char *tcp = "candidate:2 1 TCP 2105458943 10.0.0.9 9 typ host tcptype active";
+    const char *mdns = "candidate:1 1 udp 2113937151 7a26.local 60540 typ host";
+    const char *rtcp = "candidate:0 2 UDP 2122187006 10.0.0.9 32967 typ host";
+    eq_int(tern_ice_candidate_parse(tcp, strlen(tcp), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    eq_int(tern_ice_candidate_parse(mdns, strlen(mdns), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    eq_int(tern_ice_candidate_parse(rtcp, strlen(rtcp), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    eq_int(peers[0].ice->remote_count, 0);
+    memset(&c, 0, sizeof c);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), TERN_ERR_INVALID_ARG);
+    /* Bounds: three remotes, two pairs (IPv6 loopback pairs with nothing of these). */
+    char line[128];
+    for (int i = 0; i < 3; i++) {
+        snprintf(line, sizeof line, "candidate:%d 1 udp %d 10.0.1.%d 5000 typ host", i, 1000 + i,
+                 i + 1);
+        eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+        eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    }
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0); /* a duplicate */
+    snprintf(line, sizeof line, "candidate:9 1 udp 1 10.0.1.99 5000 typ host");
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), TERN_ERR_TOO_LARGE);
+    eq_int(peers[0].ice->remote_count, 3);
+    eq_int(peers[0].ice->pair_count, 2);
+    /* The two best pairs were kept (lower ones pruned, RFC 8445 §6.1.2.5). */
+    ok(peers[0].ice->pairs[0].remote != 0 && peers[0].ice->pairs[1].remote != 0);
+    /* Bad local addresses. */
+    tern_addr_t bad = addr("0.0.0.0:5"), mc = addr("239.1.1.1:5"), noport = addr("10.0.0.3");
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &bad), TERN_ERR_INVALID_ARG);
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &mc), TERN_ERR_INVALID_ARG);
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &noport), TERN_ERR_INVALID_ARG);
+    tern_addr_t dup = addr("10.0.0.1:1000");
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &dup), 0);
+    eq_int(peers[0].ice->local_count, 2);
+    /* Loopback local addresses get the lowest preference. */
+    ok(peers[0].ice->locals[1].c.priority < peers[0].ice->locals[0].c.priority);
+    /* Bad remote credentials. */
+    eq_int(tern_ice_set_remote_credentials(peers[0].ice, now, "a:b", "pwd"), TERN_ERR_INVALID_ARG);
+    eq_int(tern_ice_set_remote_credentials(peers[0].ice, now, "", "pwd"), TERN_ERR_INVALID_ARG);
+    eq_int(tern_ice_set_remote_credentials(peers[0].ice, now, "abcd", "pwd"), 0);
+    eq_int(tern_ice_set_remote_credentials(peers[0].ice, now, "abcd", "pwd"), 0);
+    eq_int(tern_ice_set_remote_credentials(peers[0].ice, now, "efgh", "pwd"),
+           TERN_ERR_INVALID_STATE);
+    eq_int(tern_ice_set_local_credentials(peers[0].ice, "abc", "0123456789012345678901"),
+           TERN_ERR_INVALID_ARG);
+}
+
+static void test_prflx_flood_bounded(void)
+{
+    /* Authenticated requests from many addresses: remotes and pairs stay within bounds. */
+    reset_world();
+    const char *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t cb = default_cfg(false);
+    cb.max_remote_candidates = 10;
+    cb.max_pairs = 8;
+    setup_peer(1, &cb, b, 1);
+    eq_int(tern_ice_set_local_credentials(peers[1].ice, "bbbb", "bbbbbbbbbbbbbbbbbbbbbb"), 0);
+    for (int i = 0; i < 50; i++) {
+        uint8_t buf[256], tid[12] = {(uint8_t)i, 1};
+        tern_wbuf_t w;
+        tern_stun_writer_t sw;
+        tern_wbuf_init(&w, NULL, buf, sizeof buf);
+        tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+        tern_stun_put_string(&sw, TERN_STUN_ATTR_USERNAME, "bbbb:aaaa");
+        tern_stun_put_u32(&sw, TERN_STUN_ATTR_PRIORITY, (uint32_t)(1000 + i));
+        tern_stun_put_integrity(&sw, (const uint8_t *)"bbbbbbbbbbbbbbbbbbbbbb", 22);
+        size_t len;
+        tern_stun_writer_end(&sw, &len);
+        char src[32];
+        snprintf(src, sizeof src, "10.0.%d.%d:999", i / 200, i % 200 + 1);
+        tern_datagram_t d = {
+            .local = addr("10.0.0.2:2000"), .remote = addr(src), .data = buf, .len = len};
+        eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+        drain(1);
+    }
+    eq_int(peers[1].ice->remote_count, 10);
+    eq_int(peers[1].ice->pair_count, 8);
+    ok(peers[1].ice->stats.checks_received == 50);
+}
+
+static void test_time_and_close(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    drain_all();
+    /* Time going backwards is ignored (CONVENTIONS.md §2 rule 2). */
+    eq_int(tern_ice_handle_timeout(peers[0].ice, now - 500000), 0);
+    ok(tern_ice_next_deadline(peers[0].ice) >= now);
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(tern_ice_close(peers[0].ice, now), 0);
+    eq_int(tern_ice_close(peers[0].ice, now), 0);
+    drain(0);
+    eq_int(state_of(0), TERN_ICE_STATE_CLOSED);
+    ok(saw_state(0, TERN_ICE_STATE_CLOSED));
+    eq_int(tern_ice_next_deadline(peers[0].ice), TERN_TIME_NEVER);
+    tern_transmit_t t;
+    ok(!tern_ice_poll_transmit(peers[0].ice, &t));
+    eq_int(tern_ice_send(peers[0].ice, now, (const uint8_t *)"x", 1), TERN_ERR_INVALID_STATE);
+    tern_addr_t x = addr("10.0.0.5:5");
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &x), TERN_ERR_INVALID_STATE);
+    eq_int(tern_ice_restart(peers[0].ice, now), TERN_ERR_INVALID_STATE);
+    tern_ice_free(NULL);
+    /* The peer notices through consent. */
+    run_until(now + 6000000);
+    eq_int(state_of(1), TERN_ICE_STATE_DISCONNECTED);
+}
+
+static bool lossy_drop(int from, const tern_transmit_t *t)
+{
+    (void)from;
+    (void)t;
+    static uint64_t loss_state = 7;
+    return tern_splitmix_next(&loss_state) % 100 < 30;
+}
+
+static void test_lossy_network(void)
+{
+    /* 30 % loss both ways: retransmissions and triggered checks still get there. */
+    for (int run = 0; run < 20; run++) {
+        reset_world();
+        seed = 1000 + (uint64_t)run;
+        const char *a[] = {"10.0.0.1:1000", "[2001:db8::1]:1000"};
+        const char *b[] = {"10.0.0.2:2000", "[2001:db8::2]:2000"};
+        tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+        setup_peer(0, &ca, a, 2);
+        setup_peer(1, &cb, b, 2);
+        exchange_all();
+        drop_rule = lossy_drop;
+        run_until(now + 20000000);
+        if (state_of(0) != TERN_ICE_STATE_COMPLETED || state_of(1) != TERN_ICE_STATE_COMPLETED)
+            printf("# lossy run %d: %s / %s\n", run, tern_ice_state_name(state_of(0)),
+                   tern_ice_state_name(state_of(1)));
+        eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+        eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    }
+}
+
+int main(void)
+{
+    tern_ctx_config_t cfg = {.random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
+    if (getenv("TERN_TEST_LOG"))
+        cfg.log = test_log;
+    tern_ctx_init_base(&ctx, &cfg);
+    pkts = calloc(MAX_PKTS, sizeof *pkts);
+    now = 1000000;
+    subtest("candidate captures", test_candidate_captures);
+    subtest("candidate fields", test_candidate_fields);
+    subtest("candidate refused", test_candidate_refused);
+    subtest("priorities", test_priorities);
+    subtest("pair priority", test_pair_priority);
+    subtest("connect", test_connect_basic);
+    subtest("dual stack", test_dual_stack);
+    subtest("trickle: candidates first", test_trickle_candidates_first);
+    subtest("trickle: checks before credentials", test_trickle_checks_before_credentials);
+    subtest("trickle: end of candidates, failed", test_trickle_end_of_candidates_failed);
+    subtest("role conflict: both controlling", test_role_conflict_controlling);
+    subtest("role conflict: both controlled", test_role_conflict_controlled);
+    subtest("triggered check recovers a drop", test_triggered_recovers_drop);
+    subtest("prflx behind a NAT", test_prflx_behind_nat);
+    subtest("srflx gathering", test_srflx_gathering);
+    subtest("bad credentials", test_bad_credentials);
+    subtest("forged response", test_forged_response_ignored);
+    subtest("consent", test_consent);
+    subtest("restart", test_restart);
+    subtest("ignored candidates and bounds", test_ignored_candidates_and_bounds);
+    subtest("prflx flood bounded", test_prflx_flood_bounded);
+    subtest("time and close", test_time_and_close);
+    subtest("lossy network", test_lossy_network);
+    reset_world();
+    free(pkts);
+    return check_done();
+}
