@@ -322,6 +322,12 @@ typedef struct tern_pc_config {
     bool include_loopback;
     /** Do not gather IPv6 host candidates. */
     bool disable_ipv6;
+    /**
+     * Bind only to these local IP addresses ("127.0.0.1", "::1"), instead of every usable
+     * interface; NULL: every interface (loopback as include_loopback says). Copied.
+     */
+    const char *const *bind_addresses;
+    size_t bind_address_count;
     /** Our a=max-message-size; 0: 262144 (what Chromium advertises). */
     size_t max_message_size;
     /** Our SCTP port in the SDP; 0: 5000. */

@@ -46,6 +46,7 @@ struct tern_pc {
     uint32_t id;
     tern_pc_config_t cfg;
     tern_ice_server_t *ice_servers; /* copies of cfg's, with their strings */
+    char **bind_addresses;          /* copies of cfg's */
     void *user;
 
     /* children */

@@ -83,6 +83,39 @@ static void free_ice_servers(tern_pc_t *pc)
     pc->ice_servers = NULL;
 }
 
+static int copy_bind_addresses(tern_pc_t *pc, const tern_pc_config_t *cfg)
+{
+    if (cfg->bind_address_count == 0)
+        return TERN_OK;
+    if (!cfg->bind_addresses || cfg->bind_address_count > 64)
+        return TERN_ERR_INVALID_ARG;
+    for (size_t i = 0; i < cfg->bind_address_count; i++) {
+        tern_addr_t addr;
+        if (tern_addr_parse(cfg->bind_addresses[i], &addr) != TERN_OK || addr.port != 0) {
+            tern_rtc_set_error(pc, "bad bind address: %s",
+                               cfg->bind_addresses[i] ? cfg->bind_addresses[i] : "(null)");
+            return TERN_ERR_INVALID_ARG;
+        }
+    }
+    pc->bind_addresses = tern_calloc(pc->ctx, cfg->bind_address_count, sizeof(char *));
+    if (!pc->bind_addresses)
+        return TERN_ERR_NOMEM;
+    pc->cfg.bind_address_count = cfg->bind_address_count;
+    pc->cfg.bind_addresses = (const char *const *)pc->bind_addresses;
+    for (size_t i = 0; i < cfg->bind_address_count; i++)
+        if (!(pc->bind_addresses[i] = tern_strdup(pc->ctx, cfg->bind_addresses[i])))
+            return TERN_ERR_NOMEM;
+    return TERN_OK;
+}
+
+static void free_bind_addresses(tern_pc_t *pc)
+{
+    for (size_t i = 0; pc->bind_addresses && i < pc->cfg.bind_address_count; i++)
+        tern_free(pc->ctx, pc->bind_addresses[i]);
+    tern_free(pc->ctx, pc->bind_addresses);
+    pc->bind_addresses = NULL;
+}
+
 static void apply_config_defaults(tern_pc_config_t *cfg)
 {
     if (!cfg->max_message_size)
@@ -131,11 +164,15 @@ int tern_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg, tern_time_t now, t
     pc->cfg = *cfg;
     pc->cfg.ice_servers = NULL;
     pc->cfg.ice_server_count = 0;
+    pc->cfg.bind_addresses = NULL;
+    pc->cfg.bind_address_count = 0;
     pc->now = now;
     pc->timeout_reason = "none";
     apply_config_defaults(&pc->cfg);
     pc->session_id = tern_random_u64(ctx) >> 2; /* o= sess-id: 62 bits (RFC 8829 §5.2.1) */
     int err = copy_ice_servers(pc, cfg);
+    if (!err)
+        err = copy_bind_addresses(pc, cfg);
     if (!err)
         err = create_children(pc, now);
     if (err) {
@@ -173,6 +210,7 @@ void tern_pc_free(tern_pc_t *pc)
     free_early_datagrams(pc);
     tern_rtc_events_dispose(pc);
     free_ice_servers(pc);
+    free_bind_addresses(pc);
     tern_free(ctx, pc);
 }
 
