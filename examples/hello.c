@@ -95,7 +95,8 @@ int main(void)
     tern_ctx_t *ctx = NULL;
     tern_loop_t *loop = NULL;
     peer_t alice = {.name = "alice"}, bob = {.name = "bob"};
-    tern_pc_config_t cfg = {.include_loopback = true};
+    static const char *const loopback[] = {"127.0.0.1"};
+    tern_pc_config_t cfg = {.bind_addresses = loopback, .bind_address_count = 1};
     tern_dc_t *dc;
     int err = tern_ctx_new(NULL, &ctx);
     if (!err)
