@@ -165,8 +165,7 @@ struct tern_ice {
 };
 
 /* ice.c */
-void tern_ice_log(tern_ice_t *ice, tern_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void tern_ice_log(tern_ice_t *ice, tern_log_level_t level, const char *fmt, ...) TERN_PRINTF(3, 4);
 #define ICE_LOG(ice, level, ...)                                                                   \
     do {                                                                                           \
         if (TERN_LOG_ENABLED((ice)->ctx, level))                                                   \

@@ -421,8 +421,8 @@ static void send_consent(tern_ice_t *ice, int index)
      * overlapping transactions keep one lost datagram from costing the consent.
      */
     const ice_local_t *base = &ice->locals[p->local];
-    ice_txn_t *t = start_txn(ice, TXN_CONSENT, (uint16_t)index, &base->base,
-                             &ice->remotes[p->remote].c.addr);
+    ice_txn_t *t =
+        start_txn(ice, TXN_CONSENT, (uint16_t)index, &base->base, &ice->remotes[p->remote].c.addr);
     if (!t)
         return;
     t->prflx_priority = tern_ice_priority(TERN_ICE_CAND_PRFLX, base->local_pref, 1);
@@ -630,14 +630,20 @@ static void run_retransmissions(tern_ice_t *ice)
     }
 }
 
-static void run_consent(tern_ice_t *ice)
+static bool consent_runs(const tern_ice_t *ice)
 {
     if (ice->selected < 0 || ice->failed)
+        return false;
+    const ice_pair_t *p = &ice->pairs[ice->selected];
+    return p->legacy || ice->has_remote_credentials;
+}
+
+static void run_consent(tern_ice_t *ice)
+{
+    if (!consent_runs(ice))
         return;
     ice_pair_t *p = &ice->pairs[ice->selected];
     if (p->next_consent > ice->now)
-        return;
-    if (!p->legacy && !ice->has_remote_credentials)
         return;
     p->next_consent = ice->now + consent_interval(ice);
     send_consent(ice, ice->selected);
@@ -665,6 +671,12 @@ static tern_time_t earliest(tern_time_t a, tern_time_t b)
     return a < b ? a : b;
 }
 
+/* A deadline already passed was acted on by the last service: only future ones count. */
+static tern_time_t future(const tern_ice_t *ice, tern_time_t t)
+{
+    return t > ice->now ? t : TERN_TIME_NEVER;
+}
+
 static tern_time_t state_deadline(const tern_ice_t *ice)
 {
     if (ice->failed)
@@ -673,10 +685,10 @@ static tern_time_t state_deadline(const tern_ice_t *ice)
         const ice_pair_t *p = &ice->pairs[ice->selected];
         tern_time_t disc = p->consent_at + (tern_time_t)ice->cfg.disconnected_timeout_us;
         tern_time_t fail = p->consent_at + (tern_time_t)ice->cfg.failed_timeout_us;
-        return disc > ice->now ? earliest(disc, fail) : fail;
+        return earliest(future(ice, disc), future(ice, fail));
     }
     if (ice->checking_since > 0)
-        return ice->checking_since + (tern_time_t)ice->cfg.failed_timeout_us;
+        return future(ice, ice->checking_since + (tern_time_t)ice->cfg.failed_timeout_us);
     return TERN_TIME_NEVER;
 }
 
@@ -688,12 +700,15 @@ tern_time_t tern_ice_checks_deadline(const tern_ice_t *ice)
         if (t->kind != TXN_FREE && t->retransmitting)
             d = earliest(d, t->next_send);
     }
+    /* The check scheduler always sends (or at least paces) when it has a pair to check. */
     if (next_check((tern_ice_t *)ice, false) >= 0)
         d = earliest(d, TERN_MAX(ice->now, ice->last_check_sent + (tern_time_t)ice->cfg.ta_us));
-    if (ice->selected >= 0 && !ice->failed)
+    if (consent_runs(ice))
         d = earliest(d, ice->pairs[ice->selected].next_consent);
-    if (ice->controlling && ice->first_success_at > 0 && !has_nominated(ice) && ice->nominating < 0)
-        d = earliest(d, ice->first_success_at + (tern_time_t)ice->cfg.nomination_delay_us);
+    if (ice->controlling && ice->first_success_at > 0 && !has_nominated(ice) &&
+        ice->nominating < 0 && !ice->failed)
+        d = earliest(
+            d, future(ice, ice->first_success_at + (tern_time_t)ice->cfg.nomination_delay_us));
     return TERN_MAX(d, ice->now);
 }
 

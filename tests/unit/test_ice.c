@@ -942,6 +942,41 @@ static void test_forged_response_ignored(void)
     ok(tern_ice_accepts(peers[0].ice, &d)); /* it names our transaction */
 }
 
+static int b_sent;
+
+/* B lets exactly one answer out, then nothing. */
+static bool drop_b_after_first(int from, const tern_transmit_t *t)
+{
+    tern_stun_msg_t m;
+    if (from != 1)
+        return false;
+    bool answer = tern_stun_parse(t->data, t->len, &m) == 0 && m.msg_class == TERN_STUN_SUCCESS;
+    return !answer || ++b_sent > 1;
+}
+
+static void test_nomination_lost(void)
+{
+    /*
+     * B answers A's first check, then goes silent: A's nomination check times out, the pair
+     * fails and, the candidates being done, A fails. (The nomination timer once stayed in the
+     * past here and made the driver spin: the loop guard of run_until catches that.)
+     */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    b_sent = 0;
+    drop_rule = drop_b_after_first;
+    exchange_all();
+    run_until(now + 100000);
+    eq_int(state_of(0), TERN_ICE_STATE_CONNECTED);
+    run_until(now + 12000000);
+    eq_int(state_of(0), TERN_ICE_STATE_FAILED);
+    ok(saw_state(0, TERN_ICE_STATE_CONNECTED));
+    eq_int(tern_ice_next_deadline(peers[0].ice), TERN_TIME_NEVER);
+}
+
 static bool drop_all(int from, const tern_transmit_t *t)
 {
     (void)from;
@@ -1231,6 +1266,7 @@ int main(void)
     subtest("srflx gathering", test_srflx_gathering);
     subtest("bad credentials", test_bad_credentials);
     subtest("forged response", test_forged_response_ignored);
+    subtest("nomination lost", test_nomination_lost);
     subtest("consent", test_consent);
     subtest("restart", test_restart);
     subtest("ignored candidates and bounds", test_ignored_candidates_and_bounds);
