@@ -109,6 +109,24 @@ static bool same_ip(const tern_addr_t *a, const tern_addr_t *b)
     return a->family == b->family && memcmp(a->ip, b->ip, 16) == 0;
 }
 
+void *tern_ice_grow(tern_ice_t *ice, void *table, size_t *alloc, size_t max, size_t elem,
+                    size_t need)
+{
+    if (need <= *alloc)
+        return table;
+    if (need > max)
+        return NULL;
+    size_t n = *alloc ? *alloc * 2 : 4;
+    n = TERN_MAX(n, need);
+    n = TERN_MIN(n, max);
+    uint8_t *grown = tern_realloc(ice->ctx, table, n * elem);
+    if (!grown)
+        return NULL;
+    memset(grown + *alloc * elem, 0, (n - *alloc) * elem);
+    *alloc = n;
+    return grown;
+}
+
 /* ---- events ---- */
 
 void tern_ice_push_event(tern_ice_t *ice, tern_ice_event_type_t type, uint16_t local)
@@ -227,7 +245,7 @@ void tern_ice_check_gathering_done(tern_ice_t *ice)
 {
     if (!ice->local_done || ice->gathering_announced)
         return;
-    for (size_t i = 0; i < ice->txn_cap; i++)
+    for (size_t i = 0; i < ice->txn_alloc; i++)
         if (ice->txns[i].kind == TXN_SRFLX && ice->txns[i].retransmitting)
             return;
     ice->gathering_announced = true;
@@ -260,9 +278,15 @@ static void assign_foundation(tern_ice_t *ice, ice_local_t *l)
     snprintf(l->c.foundation, sizeof l->c.foundation, "%u", (unsigned)++ice->foundation_seq);
 }
 
+/* A new local candidate at the end of the table, or NULL if it cannot grow. */
 static ice_local_t *new_local(tern_ice_t *ice, tern_ice_cand_type_t type, uint16_t base_index,
                               const tern_addr_t *addr)
 {
+    ice_local_t *grown = tern_ice_grow(ice, ice->locals, &ice->local_alloc, ice->local_cap,
+                                       sizeof *ice->locals, ice->local_count + 1);
+    if (!grown)
+        return NULL;
+    ice->locals = grown;
     ice_local_t *l = &ice->locals[ice->local_count];
     memset(l, 0, sizeof *l);
     l->c.component = 1;
@@ -291,18 +315,21 @@ static uint16_t signaled_count(const tern_ice_t *ice)
 
 int tern_ice_add_srflx(tern_ice_t *ice, uint16_t base, uint16_t server, const tern_addr_t *mapped)
 {
-    const ice_local_t *b = &ice->locals[base];
+    /* Copied: growing the table moves it. */
+    const ice_local_t b = ice->locals[base];
     /* RFC 8445 §5.1.3: a srflx candidate equal to a known one (or to its base) is redundant. */
-    if (tern_ice_find_local_by_addr(ice, mapped) >= 0 || mapped->family != b->base.family)
+    if (tern_ice_find_local_by_addr(ice, mapped) >= 0 || mapped->family != b.base.family)
         return TERN_OK;
-    if (signaled_count(ice) >= ice->cfg.max_local_candidates || ice->local_count >= ice->local_cap)
+    if (signaled_count(ice) >= ice->cfg.max_local_candidates)
         return TERN_ERR_TOO_LARGE;
     ice_local_t *l = new_local(ice, TERN_ICE_CAND_SRFLX, base, mapped);
-    l->base = b->base;
+    if (!l)
+        return TERN_ERR_NOMEM;
+    l->base = b.base;
     l->server = server;
-    l->local_pref = b->local_pref;
+    l->local_pref = b.local_pref;
     l->c.priority = tern_ice_priority(TERN_ICE_CAND_SRFLX, l->local_pref, 1);
-    l->c.related = b->base;
+    l->c.related = b.base;
     assign_foundation(ice, l);
     uint16_t index = (uint16_t)ice->local_count++;
     char a[TERN_ADDR_STRLEN];
@@ -315,14 +342,16 @@ int tern_ice_add_prflx_local(tern_ice_t *ice, uint16_t base, const tern_addr_t *
                              uint32_t priority)
 {
     size_t prflx = ice->local_count - signaled_count(ice);
-    if (prflx >= ICE_MAX_PRFLX_LOCAL || ice->local_count >= ice->local_cap)
+    if (prflx >= ICE_MAX_PRFLX_LOCAL)
         return -1;
-    const ice_local_t *b = &ice->locals[base];
+    const ice_local_t b = ice->locals[base];
     ice_local_t *l = new_local(ice, TERN_ICE_CAND_PRFLX, base, mapped);
-    l->base = b->base;
-    l->local_pref = b->local_pref;
+    if (!l)
+        return -1;
+    l->base = b.base;
+    l->local_pref = b.local_pref;
     l->c.priority = priority;
-    l->c.related = b->base;
+    l->c.related = b.base;
     assign_foundation(ice, l);
     char a[TERN_ADDR_STRLEN];
     ICE_DEBUG(ice, "local prflx candidate %s", tern_addr_log(ice->ctx, mapped, a));
@@ -363,17 +392,14 @@ static int allocate_tables(tern_ice_t *ice)
     /* A live transaction per pair, cancelled ones awaiting late answers, and srflx requests. */
     ice->txn_cap = 2 * (size_t)c->max_pairs + (size_t)c->max_local_candidates * c->max_stun_servers;
     ice->ev_cap = 2 * ice->local_cap + 64;
-    ice->locals = tern_calloc(ice->ctx, ice->local_cap, sizeof *ice->locals);
-    ice->remotes = tern_calloc(ice->ctx, ice->remote_cap, sizeof *ice->remotes);
-    ice->pairs = tern_calloc(ice->ctx, ice->pair_cap, sizeof *ice->pairs);
+    /* The small fixed-size queues are allocated whole; the tables grow (tern_ice_grow). */
     ice->servers = tern_calloc(ice->ctx, ice->server_cap, sizeof *ice->servers);
-    ice->txns = tern_calloc(ice->ctx, ice->txn_cap, sizeof *ice->txns);
     ice->triggered = tern_calloc(ice->ctx, ice->pair_cap, sizeof *ice->triggered);
     ice->events = tern_calloc(ice->ctx, ice->ev_cap, sizeof *ice->events);
-    if (!ice->locals || !ice->remotes || !ice->pairs || !ice->servers || !ice->txns ||
-        !ice->triggered || !ice->events)
+    if (!ice->servers || !ice->triggered || !ice->events)
         return TERN_ERR_NOMEM;
-    return tern_txq_init(&ice->txq, ice->ctx, 0);
+    /* Checks are paced and the peer connection hands data over one datagram at a time. */
+    return tern_txq_init(&ice->txq, ice->ctx, ICE_TXQ_ENTRIES);
 }
 
 static int new_credentials(tern_ice_t *ice, char *ufrag, char *pwd)
@@ -493,10 +519,12 @@ int tern_ice_add_local_address(tern_ice_t *ice, tern_time_t now, const tern_addr
     advance_time(ice, now);
     if (tern_ice_find_local_by_addr(ice, addr) >= 0)
         return TERN_OK;
-    if (signaled_count(ice) >= ice->cfg.max_local_candidates || ice->local_count >= ice->local_cap)
+    if (signaled_count(ice) >= ice->cfg.max_local_candidates)
         return TERN_ERR_TOO_LARGE;
     uint16_t index = (uint16_t)ice->local_count;
     ice_local_t *l = new_local(ice, TERN_ICE_CAND_HOST, index, addr);
+    if (!l)
+        return TERN_ERR_NOMEM;
     l->base = *addr;
     /* RFC 8445 §5.1.2.2 / RFC 8421: the class first (IPv6 before IPv4), then handed-in order. */
     uint16_t order = ice->host_count < 0x0FFF ? ice->host_count : 0x0FFF;
@@ -614,6 +642,11 @@ int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_i
     }
     if (ice->remote_count >= ice->remote_cap)
         return TERN_ERR_TOO_LARGE;
+    ice_remote_t *grown = tern_ice_grow(ice, ice->remotes, &ice->remote_alloc, ice->remote_cap,
+                                        sizeof *ice->remotes, ice->remote_count + 1);
+    if (!grown)
+        return TERN_ERR_NOMEM;
+    ice->remotes = grown;
     uint16_t index = (uint16_t)ice->remote_count++;
     ice_remote_t *r = &ice->remotes[index];
     memset(r, 0, sizeof *r);
@@ -650,14 +683,12 @@ int tern_ice_restart(tern_ice_t *ice, tern_time_t now)
     /* The selected pair keeps working under the old credentials until a new one is chosen. */
     int keep = ice->failed ? -1 : ice->selected;
     ice->has_old_credentials = keep >= 0;
-    if (keep >= 0) {
+    /* A restart while restarting keeps the credentials the legacy pair runs under. */
+    if (keep >= 0 && !ice->pairs[keep].legacy) {
         memcpy(ice->old_local_ufrag, ice->local_ufrag, sizeof ice->old_local_ufrag);
         memcpy(ice->old_local_pwd, ice->local_pwd, sizeof ice->old_local_pwd);
-        /* A restart while restarting keeps the credentials the legacy pair runs under. */
-        if (!ice->pairs[keep].legacy) {
-            memcpy(ice->old_remote_ufrag, ice->remote_ufrag, sizeof ice->old_remote_ufrag);
-            memcpy(ice->old_remote_pwd, ice->remote_pwd, sizeof ice->old_remote_pwd);
-        }
+        memcpy(ice->old_remote_ufrag, ice->remote_ufrag, sizeof ice->old_remote_ufrag);
+        memcpy(ice->old_remote_pwd, ice->remote_pwd, sizeof ice->old_remote_pwd);
     }
     memcpy(ice->local_ufrag, ufrag, sizeof ufrag);
     memcpy(ice->local_pwd, pwd, sizeof pwd);
@@ -688,7 +719,7 @@ int tern_ice_close(tern_ice_t *ice, tern_time_t now)
         return TERN_OK;
     advance_time(ice, now);
     tern_ice_reset_checks(ice, -2);
-    for (size_t i = 0; i < ice->txn_cap; i++)
+    for (size_t i = 0; i < ice->txn_alloc; i++)
         ice->txns[i].kind = TXN_FREE;
     tern_txq_clear(&ice->txq);
     ice->closed = true;

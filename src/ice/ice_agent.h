@@ -29,6 +29,8 @@
 #define ICE_DEFAULT_MAX_SERVERS 4
 #define ICE_MAX_PRFLX_LOCAL 8 /* local peer-reflexive candidates learnt from responses */
 
+#define ICE_TXQ_ENTRIES 64 /* datagrams waiting to be polled */
+
 /* Largest STUN message the agent writes (USERNAME is at most 513 bytes, RFC 8489 §14.3). */
 #define ICE_STUN_MAX 1024
 
@@ -138,17 +140,18 @@ struct tern_ice {
     uint32_t prflx_remote_seq;
     uint16_t host_count;
 
+    /* Tables grow on demand (most connections need a few entries) up to their *_cap bound. */
     ice_local_t *locals;
-    size_t local_count, local_cap;
+    size_t local_count, local_alloc, local_cap;
     ice_remote_t *remotes;
-    size_t remote_count, remote_cap;
+    size_t remote_count, remote_alloc, remote_cap;
     ice_pair_t *pairs;
-    size_t pair_count, pair_cap;
+    size_t pair_count, pair_alloc, pair_cap;
     int selected; /* pair index or -1 */
     tern_addr_t *servers;
     size_t server_count, server_cap;
     ice_txn_t *txns;
-    size_t txn_cap;
+    size_t txn_alloc, txn_cap;
 
     int nominating;          /* controlling: the pair being nominated, or -1 */
     uint32_t foundation_seq; /* local foundations are small decimal numbers */
@@ -173,6 +176,13 @@ void tern_ice_log(tern_ice_t *ice, tern_log_level_t level, const char *fmt, ...)
     } while (0)
 #define ICE_DEBUG(ice, ...) ICE_LOG(ice, TERN_LOG_DEBUG, __VA_ARGS__)
 #define ICE_TRACE(ice, ...) ICE_LOG(ice, TERN_LOG_TRACE, __VA_ARGS__)
+/*
+ * Make room for `need` entries in a table of `*alloc` entries of `elem` bytes, at most `max`:
+ * returns the table (moved, the new entries zeroed), or NULL (nothing changed) if over the
+ * bound or out of memory. Pointers into the table do not survive a call.
+ */
+void *tern_ice_grow(tern_ice_t *ice, void *table, size_t *alloc, size_t max, size_t elem,
+                    size_t need);
 void tern_ice_push_event(tern_ice_t *ice, tern_ice_event_type_t type, uint16_t local);
 void tern_ice_update_state(tern_ice_t *ice);
 void tern_ice_check_gathering_done(tern_ice_t *ice);

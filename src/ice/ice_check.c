@@ -72,7 +72,7 @@ static int find_pair(const tern_ice_t *ice, uint16_t local, uint16_t remote)
 
 static bool pair_has_live_txn(const tern_ice_t *ice, int index)
 {
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         const ice_txn_t *t = &ice->txns[i];
         if ((t->kind == TXN_CHECK || t->kind == TXN_CONSENT) && t->index == index)
             return true;
@@ -116,6 +116,11 @@ static int add_pair(tern_ice_t *ice, uint16_t local, uint16_t remote)
     uint64_t priority =
         pair_priority(ice, ice->locals[local].c.priority, ice->remotes[remote].c.priority);
     if (ice->pair_count < ice->pair_cap) {
+        ice_pair_t *grown = tern_ice_grow(ice, ice->pairs, &ice->pair_alloc, ice->pair_cap,
+                                          sizeof *ice->pairs, ice->pair_count + 1);
+        if (!grown)
+            return NO_PAIR;
+        ice->pairs = grown;
         index = (int)ice->pair_count++;
     } else {
         index = find_victim(ice, priority);
@@ -195,7 +200,7 @@ static int dequeue_triggered(tern_ice_t *ice)
 
 static ice_txn_t *find_txn(const tern_ice_t *ice, const uint8_t tid[TERN_STUN_TID_LEN])
 {
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         const ice_txn_t *t = &ice->txns[i];
         if (t->kind != TXN_FREE && memcmp(t->tid, tid, TERN_STUN_TID_LEN) == 0)
             return (ice_txn_t *)t;
@@ -210,25 +215,34 @@ bool tern_ice_has_txn(const tern_ice_t *ice, const uint8_t tid[TERN_STUN_TID_LEN
 
 static void expire_txns(tern_ice_t *ice)
 {
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         ice_txn_t *t = &ice->txns[i];
         if (t->kind != TXN_FREE && !t->retransmitting && t->expires <= ice->now)
             t->kind = TXN_FREE;
     }
 }
 
-/* A free slot; when full, the oldest lingering (cancelled or finished) transaction goes. */
+/*
+ * A free slot; the table grows up to its bound, and beyond that the oldest lingering (cancelled
+ * or finished) transaction makes room.
+ */
 static ice_txn_t *alloc_txn(tern_ice_t *ice)
 {
     ice_txn_t *oldest = NULL;
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         ice_txn_t *t = &ice->txns[i];
         if (t->kind == TXN_FREE)
             return t;
         if (!t->retransmitting && (!oldest || t->last_sent < oldest->last_sent))
             oldest = t;
     }
-    return oldest;
+    size_t used = ice->txn_alloc;
+    ice_txn_t *grown =
+        tern_ice_grow(ice, ice->txns, &ice->txn_alloc, ice->txn_cap, sizeof *ice->txns, used + 1);
+    if (!grown)
+        return oldest;
+    ice->txns = grown;
+    return &ice->txns[used];
 }
 
 static void stop_txn(tern_ice_t *ice, ice_txn_t *t)
@@ -619,7 +633,7 @@ static void on_txn_timeout(tern_ice_t *ice, ice_txn_t *t)
 
 static void run_retransmissions(tern_ice_t *ice)
 {
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         ice_txn_t *t = &ice->txns[i];
         if (t->kind == TXN_FREE || !t->retransmitting || t->next_send > ice->now)
             continue;
@@ -695,7 +709,7 @@ static tern_time_t state_deadline(const tern_ice_t *ice)
 tern_time_t tern_ice_checks_deadline(const tern_ice_t *ice)
 {
     tern_time_t d = state_deadline(ice);
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         const ice_txn_t *t = &ice->txns[i];
         if (t->kind != TXN_FREE && t->retransmitting)
             d = earliest(d, t->next_send);
@@ -714,7 +728,7 @@ tern_time_t tern_ice_checks_deadline(const tern_ice_t *ice)
 
 void tern_ice_reset_checks(tern_ice_t *ice, int keep)
 {
-    for (size_t i = 0; i < ice->txn_cap; i++) {
+    for (size_t i = 0; i < ice->txn_alloc; i++) {
         ice_txn_t *t = &ice->txns[i];
         if (t->kind == TXN_CHECK || t->kind == TXN_CONSENT)
             t->kind = TXN_FREE;
@@ -834,8 +848,11 @@ static int find_remote_by_addr(const tern_ice_t *ice, const tern_addr_t *addr)
 /* RFC 8445 §7.3.1.3: a request from an unknown address teaches a peer-reflexive candidate. */
 static int learn_prflx_remote(tern_ice_t *ice, const tern_datagram_t *in, const tern_stun_msg_t *m)
 {
-    if (ice->remote_count >= ice->remote_cap)
+    ice_remote_t *grown = tern_ice_grow(ice, ice->remotes, &ice->remote_alloc, ice->remote_cap,
+                                        sizeof *ice->remotes, ice->remote_count + 1);
+    if (!grown)
         return -1;
+    ice->remotes = grown;
     ice_remote_t *r = &ice->remotes[ice->remote_count];
     memset(r, 0, sizeof *r);
     r->c.component = 1;
@@ -997,18 +1014,19 @@ static void handle_error_response(tern_ice_t *ice, ice_txn_t *t, const tern_stun
         return;
     }
     int index = t->index;
+    if (t->kind != TXN_CHECK)
+        return; /* consent wants a success; a 487 to it must not flip the new generation's role */
     if (m->error_code == TERN_STUN_ERR_ROLE_CONFLICT) {
         /* RFC 8445 §7.2.5.1: switch only if still in the role the request was sent in. */
         if (t->was_controlling == ice->controlling)
             change_role(ice, !t->was_controlling);
-        if (t->kind == TXN_CHECK) {
-            if (ice->pairs[index].txn == (int)(t - ice->txns))
-                ice->pairs[index].txn = -1;
-            enqueue_triggered(ice, index);
+        if (ice->pairs[index].txn == (int)(t - ice->txns)) {
+            ice->pairs[index].txn = -1;
+            enqueue_triggered(ice, index); /* retried in the new role */
         }
         return;
     }
-    if (t->kind == TXN_CHECK && ice->pairs[index].txn == (int)(t - ice->txns))
+    if (ice->pairs[index].txn == (int)(t - ice->txns))
         on_check_failed(ice, index);
 }
 

@@ -682,13 +682,16 @@ static void test_trickle_end_of_candidates_failed(void)
     eq_int(tern_ice_next_deadline(peers[0].ice), TERN_TIME_NEVER);
 }
 
-static void test_role_conflict(bool both_controlling)
+static void test_role_conflict(bool both_controlling, bool a_wins)
 {
     reset_world();
     const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
     tern_ice_config_t ca = default_cfg(both_controlling), cb = default_cfg(both_controlling);
     setup_peer(0, &ca, a, 1);
     setup_peer(1, &cb, b, 1);
+    /* Both orders of the tie-breakers: A's check meets B's role (a 487 answer, or B yields). */
+    peers[0].ice->tie_breaker = a_wins ? 900 : 100;
+    peers[1].ice->tie_breaker = a_wins ? 100 : 900;
     exchange_all();
     run_until(now + 3000000);
     eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
@@ -697,19 +700,21 @@ static void test_role_conflict(bool both_controlling)
     ok(tern_ice_is_controlling(peers[0].ice) != tern_ice_is_controlling(peers[1].ice));
     eq_int(peers[0].role_events + peers[1].role_events, 1);
     ok(peers[0].ice->stats.role_conflicts + peers[1].ice->stats.role_conflicts == 1);
-    /* The larger tie-breaker wins the controlling role (RFC 8445 §7.3.1.1). */
-    int winner = peers[0].ice->tie_breaker >= peers[1].ice->tie_breaker ? 0 : 1;
-    ok(tern_ice_is_controlling(peers[winner].ice));
+    /* The larger tie-breaker takes the controlling role (RFC 8445 §7.3.1.1). */
+    ok(tern_ice_is_controlling(peers[a_wins ? 0 : 1].ice));
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
 }
 
 static void test_role_conflict_controlling(void)
 {
-    test_role_conflict(true);
+    test_role_conflict(true, true);
+    test_role_conflict(true, false);
 }
 
 static void test_role_conflict_controlled(void)
 {
-    test_role_conflict(false);
+    test_role_conflict(false, true);
+    test_role_conflict(false, false);
 }
 
 static void test_triggered_recovers_drop(void)
@@ -940,6 +945,220 @@ static void test_forged_response_ignored(void)
     ok(!tern_ice_selected_pair(peers[0].ice, &(tern_ice_pair_view_t){0}));
     ok(peers[0].ice->stats.dropped == 1);
     ok(tern_ice_accepts(peers[0].ice, &d)); /* it names our transaction */
+}
+
+static void test_renomination(void)
+{
+    /* The controlling peer (Chrome does this) nominates another pair later: B follows it. */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000", "[2001:db8::1]:1000"};
+    const char *b[] = {"10.0.0.2:2000", "[2001:db8::2]:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 2);
+    setup_peer(1, &cb, b, 2);
+    exchange_all();
+    run_until(now + 1000000);
+    expect_selected(1, "[2001:db8::2]:2000", "[2001:db8::1]:1000");
+    char user[80];
+    snprintf(user, sizeof user, "%s:%s", tern_ice_local_ufrag(peers[1].ice),
+             tern_ice_local_ufrag(peers[0].ice));
+    const char *pwd = tern_ice_local_pwd(peers[1].ice);
+    uint8_t buf[256], tid[12] = {7, 7, 7};
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+    tern_stun_put_string(&sw, TERN_STUN_ATTR_USERNAME, user);
+    tern_stun_put_u32(&sw, TERN_STUN_ATTR_PRIORITY, 1);
+    tern_stun_put_u64(&sw, TERN_STUN_ATTR_ICE_CONTROLLING, peers[0].ice->tie_breaker);
+    tern_stun_put_flag(&sw, TERN_STUN_ATTR_USE_CANDIDATE);
+    tern_stun_put_integrity(&sw, (const uint8_t *)pwd, strlen(pwd));
+    tern_stun_put_fingerprint(&sw);
+    size_t len;
+    eq_int(tern_stun_writer_end(&sw, &len), 0);
+    tern_datagram_t d = {
+        .local = addr("10.0.0.2:2000"), .remote = addr("10.0.0.1:1000"), .data = buf, .len = len};
+    ok(tern_ice_accepts(peers[1].ice, &d));
+    eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+    run_until(now + 1000000);
+    expect_selected(1, "10.0.0.2:2000", "10.0.0.1:1000");
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[1].ice, &v) && v.nominated);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    run_until(now + 10000000);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+}
+
+static void test_double_restart(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    run_until(now + 1000000);
+    /* Two restarts before either completes: the first generation's pair carries on. */
+    for (int round = 0; round < 2; round++) {
+        eq_int(tern_ice_restart(peers[0].ice, now), 0);
+        eq_int(tern_ice_restart(peers[1].ice, now), 0);
+        run_until(now + 3000000);
+    }
+    run_until(now + 6000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(!saw_state(0, TERN_ICE_STATE_DISCONNECTED));
+    peers[0].cand_count = peers[1].cand_count = 0;
+    drain_all();
+    peers[0].cands[0] = peers[0].ice->locals[0].c;
+    peers[1].cands[0] = peers[1].ice->locals[0].c;
+    peers[0].cand_count = peers[1].cand_count = 1;
+    exchange_all();
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(!peers[0].ice->pairs[peers[0].ice->selected].legacy);
+    ok(!peers[1].ice->pairs[peers[1].ice->selected].legacy);
+}
+
+static void test_link_local_and_no_nat(void)
+{
+    reset_world();
+    stun_server = addr("198.51.100.9:3478");
+    const char *a[] = {"[fe80::1%2]:1000", "10.0.0.1:1000"};
+    tern_ice_config_t ca = default_cfg(true);
+    peer_t *p = &peers[0];
+    eq_int(tern_ice_new(&ctx, &ca, now, &p->ice), 0);
+    eq_int(tern_ice_add_stun_server(p->ice, now, &stun_server), 0);
+    for (int i = 0; i < 2; i++) {
+        tern_addr_t l = addr(a[i]);
+        eq_int(tern_ice_add_local_address(p->ice, now, &l), 0);
+    }
+    eq_int(tern_ice_local_addresses_done(p->ice, now), 0);
+    run_until(now + 100000);
+    /* No NAT: the server saw the host address, so there is no srflx candidate. */
+    ok(p->gathering_complete);
+    eq_int(p->cand_count, 2);
+    tern_ice_candidate_t r = {.component = 1, .priority = 5, .addr = addr("[2001:db8::9]:9")};
+    snprintf(r.foundation, sizeof r.foundation, "g");
+    eq_int(tern_ice_add_remote_candidate(p->ice, now, &r), 0);
+    eq_int(p->ice->pair_count, 0); /* link-local pairs only with link-local */
+    r.addr = addr("[fe80::9%2]:9");
+    eq_int(tern_ice_add_remote_candidate(p->ice, now, &r), 0);
+    eq_int(p->ice->pair_count, 1);
+}
+
+/* ---- allocation: memory per agent, and every allocation failing in turn ---- */
+
+static long alloc_count, alloc_fail_at;
+static long bytes_in_use, bytes_peak;
+
+typedef struct alloc_hdr {
+    size_t size;
+    size_t pad_;
+} alloc_hdr_t;
+
+static void *count_malloc(size_t size, void *user)
+{
+    (void)user;
+    if (alloc_fail_at && ++alloc_count == alloc_fail_at)
+        return NULL;
+    alloc_hdr_t *h = malloc(sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    bytes_in_use += (long)size;
+    bytes_peak = TERN_MAX(bytes_peak, bytes_in_use);
+    return h + 1;
+}
+
+static void *count_calloc(size_t n, size_t size, void *user)
+{
+    void *p = count_malloc(n * size, user);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void count_free(void *ptr, void *user)
+{
+    (void)user;
+    if (!ptr)
+        return;
+    alloc_hdr_t *h = (alloc_hdr_t *)ptr - 1;
+    bytes_in_use -= (long)h->size;
+    free(h);
+}
+
+static void *count_realloc(void *ptr, size_t size, void *user)
+{
+    if (!ptr)
+        return count_malloc(size, user);
+    alloc_hdr_t *old = (alloc_hdr_t *)ptr - 1;
+    void *p = count_malloc(size, user);
+    if (!p)
+        return NULL;
+    memcpy(p, ptr, TERN_MIN(old->size, size));
+    count_free(ptr, user);
+    return p;
+}
+
+static const tern_mem_t count_mem = {NULL, count_malloc, count_calloc, count_realloc, count_free};
+
+/* Two agents connect, leniently: with allocations failing, any step may refuse. */
+static void lenient_connect(void)
+{
+    reset_world();
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    const char *addrs[2] = {"10.0.0.1:1000", "10.0.0.2:2000"};
+    for (int i = 0; i < 2; i++) {
+        if (tern_ice_new(&ctx, i ? &cb : &ca, now, &peers[i].ice) != 0)
+            return;
+        tern_addr_t a = addr(addrs[i]);
+        (void)tern_ice_add_local_address(peers[i].ice, now, &a);
+        (void)tern_ice_local_addresses_done(peers[i].ice, now);
+        drain(i);
+    }
+    for (int i = 0; i < 2; i++) {
+        int o = 1 - i;
+        (void)tern_ice_set_remote_credentials(peers[o].ice, now, tern_ice_local_ufrag(peers[i].ice),
+                                              tern_ice_local_pwd(peers[i].ice));
+        for (int k = 0; k < peers[i].cand_count; k++)
+            (void)tern_ice_add_remote_candidate(peers[o].ice, now, &peers[i].cands[k]);
+    }
+    run_until(now + 3000000);
+}
+
+static void test_memory_and_failmalloc(void)
+{
+    reset_world(); /* what the libc allocator made goes back to it */
+    tern_mem_t saved = ctx.mem;
+    ctx.mem = count_mem;
+    alloc_fail_at = 0;
+    bytes_in_use = bytes_peak = 0;
+    lenient_connect();
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    printf("# memory of two connected agents: %ld bytes in use, %ld peak\n", bytes_in_use,
+           bytes_peak);
+    ok(bytes_in_use < 2 * 20 * 1024);
+    reset_world();
+    eq_int(bytes_in_use, 0);
+    /* Count the allocations of the scenario, then fail each in turn. */
+    alloc_count = 0;
+    alloc_fail_at = -1;
+    lenient_connect();
+    reset_world();
+    long total = alloc_count;
+    for (long n = 1; n <= total; n++) {
+        alloc_count = 0;
+        alloc_fail_at = n;
+        lenient_connect();
+        reset_world();
+    }
+    alloc_fail_at = 0;
+    eq_int(bytes_in_use, 0); /* nothing leaked on any path */
+    printf("# failmalloc: %ld allocations swept\n", total);
+    ctx.mem = saved;
 }
 
 static int b_sent;
@@ -1266,6 +1485,9 @@ int main(void)
     subtest("srflx gathering", test_srflx_gathering);
     subtest("bad credentials", test_bad_credentials);
     subtest("forged response", test_forged_response_ignored);
+    subtest("renomination", test_renomination);
+    subtest("double restart", test_double_restart);
+    subtest("link-local and no NAT", test_link_local_and_no_nat);
     subtest("nomination lost", test_nomination_lost);
     subtest("consent", test_consent);
     subtest("restart", test_restart);
@@ -1273,6 +1495,7 @@ int main(void)
     subtest("prflx flood bounded", test_prflx_flood_bounded);
     subtest("time and close", test_time_and_close);
     subtest("lossy network", test_lossy_network);
+    subtest("memory and failmalloc", test_memory_and_failmalloc);
     reset_world();
     free(pkts);
     return check_done();
