@@ -11,6 +11,8 @@
  *    CLOSED, or an application action (create, send, close a channel). The manager is attached
  *    to an association that never connects, so nothing is sent, and the process-wide usrsctp
  *    stack is started once and kept (its start-up is slow).
+ * 3. The input is also read as an SCTP packet by the association's packet helpers (sctp_wire.c,
+ *    the RE-CONFIG and SACK readers), which see the same untrusted DTLS payloads.
  * Deterministic: no clock, a fixed random source, and every object freed after each input.
  */
 #include "dc/dc.h"
@@ -60,6 +62,24 @@ static void check_round_trip(const uint8_t *data, size_t size)
         (m.protocol_len && memcmp(again.protocol, m.protocol, m.protocol_len) != 0))
         abort();
     tern_wbuf_dispose(&w);
+}
+
+static void check_wire(const uint8_t *data, size_t size)
+{
+    size_t off, len;
+    uint32_t tsn, cum;
+    (void)tern_sctp_wire_sack_cum(data, size, &cum);
+    if (!tern_sctp_wire_find_reset_request(data, size, &off, &len, &tsn))
+        return;
+    if (off + len > size || len < 4)
+        abort();
+    uint8_t *rest = malloc(size);
+    if (!rest)
+        return;
+    size_t n = tern_sctp_wire_without_chunk(data, size, off, len, rest);
+    if (n >= size || n < off)
+        abort();
+    free(rest);
 }
 
 static void drain(tern_dcm_t *m, tern_dc_t **last)
@@ -165,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     setup();
     check_round_trip(data, size);
+    check_wire(data, size);
     run_events(data, size);
     return 0;
 }

@@ -91,6 +91,13 @@ struct tern_sctp {
     size_t reset_cap;
     bool reset_incoming;
 
+    /* a peer's stream reset request held back until our SACKs cover its last TSN */
+    uint8_t *held;
+    size_t held_len;
+    uint32_t held_tsn;
+    uint32_t sacked_cum; /* Cumulative TSN Ack of our last SACK */
+    bool sack_known;
+
     /* queues */
     tern_txq_t txq;
 
@@ -157,6 +164,11 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     uint32_t crc = usrsctp_crc32c(out, length);
     memcpy(out + SCTP_CHECKSUM_OFFSET, &crc, sizeof crc);
     tern_txq_commit(&s->txq, length, &none, &none);
+    uint32_t cum;
+    if (tern_sctp_wire_sack_cum(out, length, &cum)) {
+        s->sacked_cum = cum;
+        s->sack_known = true;
+    }
     s->stats.packets_sent++;
     s->stats.bytes_sent += length;
     mark_pending(s);
@@ -416,6 +428,7 @@ void tern_sctp_free(tern_sctp_t *s)
     tern_free(ctx, s->rbuf);
     tern_free(ctx, s->resets);
     tern_free(ctx, s->tail);
+    tern_free(ctx, s->held);
     TERN_LOG_DEBUG(ctx, SCTP_LOG, "assoc %u freed", s->id);
     tern_free(ctx, s);
     stack_release(ctx);
@@ -455,6 +468,59 @@ int tern_sctp_connect(tern_sctp_t *s, tern_time_t now)
     return TERN_OK;
 }
 
+/* Serial number arithmetic on TSNs (RFC 1982, RFC 4960 §1.6). */
+static bool tsn_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
+
+/*
+ * usrsctp answers an Outgoing SSN Reset Request whose Sender's Last Assigned TSN it has not
+ * reached with "in progress" (RFC 6525 §5.2.2) and applies the reset later, but it looks again
+ * only while handling a new DATA chunk, before the cumulative TSN moves past the chunks that
+ * arrived early. When the missing chunk is the peer's last, the reset never happens: the peer
+ * retransmits its request and gets the same cached "in progress" forever, and the data channel
+ * never closes (seen with data in flight on other streams and one lost packet). So a request
+ * that is ahead of what we have acknowledged is kept aside, as if it had been lost, and given to
+ * usrsctp once our SACKs show the data is all there; usrsctp then resets at once.
+ */
+static void hold_reset_request(struct tern_sctp *s, const uint8_t *packet, size_t len, size_t off,
+                               size_t chunk_len, uint32_t tsn)
+{
+    uint8_t *rest = tern_malloc(s->ctx, len);
+    uint8_t *held = tern_malloc(s->ctx, SCTP_COMMON_HEADER + chunk_len);
+    if (!rest || !held) {
+        tern_free(s->ctx, rest);
+        tern_free(s->ctx, held);
+        usrsctp_conninput(s, packet, len, 0); /* no memory: let usrsctp do what it does */
+        return;
+    }
+    memcpy(held, packet, SCTP_COMMON_HEADER);
+    memcpy(held + SCTP_COMMON_HEADER, packet + off, chunk_len);
+    tern_free(s->ctx, s->held); /* a retransmission replaces the copy */
+    s->held = held;
+    s->held_len = SCTP_COMMON_HEADER + chunk_len;
+    s->held_tsn = tsn;
+    size_t rest_len = tern_sctp_wire_without_chunk(packet, len, off, chunk_len, rest);
+    if (rest_len > SCTP_COMMON_HEADER)
+        usrsctp_conninput(s, rest, rest_len, 0);
+    tern_free(s->ctx, rest);
+    TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u holds a stream reset request for tsn %u", s->id,
+                   tsn);
+}
+
+/* Give usrsctp the held request once our acknowledgements cover its TSN. */
+static void release_held(struct tern_sctp *s)
+{
+    if (!s->held || !s->sock || tsn_after(s->held_tsn, s->sacked_cum))
+        return;
+    uint8_t *held = s->held;
+    size_t held_len = s->held_len;
+    s->held = NULL;
+    usrsctp_conninput(s, held, held_len, 0);
+    tern_free(s->ctx, held);
+}
+
 int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packet, size_t len)
 {
     if (!s || (!packet && len))
@@ -472,8 +538,14 @@ int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packe
     enter(s, now);
     s->stats.packets_received++;
     s->stats.bytes_received += len;
-    /* ECN bits are 0: DTLS hides the IP header. */
-    usrsctp_conninput(s, packet, len, 0);
+    size_t off, chunk_len;
+    uint32_t tsn;
+    if (s->sack_known && tern_sctp_wire_find_reset_request(packet, len, &off, &chunk_len, &tsn) &&
+        tsn_after(tsn, s->sacked_cum))
+        hold_reset_request(s, packet, len, off, chunk_len, tsn);
+    else
+        usrsctp_conninput(s, packet, len, 0); /* ECN bits are 0: DTLS hides the IP header */
+    release_held(s);
     leave(s);
     return TERN_OK;
 }
@@ -722,8 +794,10 @@ bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out)
     }
     while (!got && s->sock && s->state != TERN_SCTP_STATE_NEW) {
         int r = read_once(s, out);
-        if (r < 0)
+        if (r < 0) {
+            release_held(s); /* reading may have sent a window update SACK */
             break;
+        }
         got = r > 0;
     }
     s->in_call--;
@@ -941,6 +1015,9 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
         elapsed_ms = UINT32_MAX;
     g_sctp.in_tick = true;
     usrsctp_handle_timers((uint32_t)elapsed_ms);
+    /* A delayed SACK sent by the tick may release a held reset request. */
+    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next)
+        release_held(s);
     g_sctp.in_tick = false;
     /* on_pending only notes the owner (sctp.h), so the list cannot change under us. */
     for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {

@@ -236,4 +236,24 @@ tern_time_t tern_sctp_global_next_deadline(const tern_ctx_t *ctx);
  */
 int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now);
 
+/* ---- packet reading for the wrapper's own use (sctp_wire.c); exposed for tests ---- */
+
+/**
+ * Find an Outgoing SSN Reset Request (RFC 6525 §4.1) in a packet's RE-CONFIG chunks.
+ * @return true with the chunk's offset and length and the request's Sender's Last Assigned
+ *         TSN; false if there is none or the packet is malformed before it.
+ */
+bool tern_sctp_wire_find_reset_request(const uint8_t *pkt, size_t len, size_t *chunk_off,
+                                       size_t *chunk_len, uint32_t *last_tsn);
+
+/** @return true with the Cumulative TSN Ack of the packet's last SACK chunk; false if none. */
+bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum);
+
+/**
+ * Copy a packet without one of its chunks (offset and length as found above) into out, which
+ * has room for len bytes. @return the new length.
+ */
+size_t tern_sctp_wire_without_chunk(const uint8_t *pkt, size_t len, size_t chunk_off,
+                                    size_t chunk_len, uint8_t *out);
+
 #endif

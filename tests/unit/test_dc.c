@@ -110,7 +110,7 @@ static void expect_parse_error(const uint8_t *wire, size_t len)
 
 static void test_dcep_errors(void)
 {
-    uint8_t buf[32];
+    uint8_t buf[32] = {0};
     expect_parse_error(buf, 0);
     /* Every truncation of a valid OPEN. */
     for (size_t n = 1; n < sizeof open_rexmit; n++)
@@ -170,10 +170,12 @@ typedef struct peer {
     rec_t ev[8192];
     size_t nev;
     int pending_calls;
-    bool drop_out; /* lose every packet this peer sends */
+    bool drop_out;     /* lose every packet this peer sends */
+    unsigned loss_pct; /* lose this share of its packets (seeded) */
 } peer_t;
 
 static peer_t pa, pb;
+static uint64_t loss_seed = 99;
 
 static void on_pending(void *owner)
 {
@@ -218,6 +220,31 @@ static bool drain(peer_t *p)
     return any;
 }
 
+/* Packets on the wire when the link has a delay: delivered once their time has come. */
+typedef struct flight {
+    tern_time_t at;
+    peer_t *to;
+    size_t len;
+    uint8_t data[2048];
+} flight_t;
+static flight_t wire[4096];
+static size_t wire_head, wire_count;
+static tern_time_t link_delay;
+
+static bool deliver_due(void)
+{
+    bool any = false;
+    while (wire_count && wire[wire_head].at <= now) {
+        flight_t *f = &wire[wire_head];
+        wire_head = (wire_head + 1) % TERN_ARRAY_LEN(wire);
+        wire_count--;
+        if (f->to->sctp)
+            tern_sctp_handle_input(f->to->sctp, now, f->data, f->len);
+        any = true;
+    }
+    return any;
+}
+
 static bool move(peer_t *from, peer_t *to)
 {
     tern_transmit_t tx;
@@ -226,6 +253,18 @@ static bool move(peer_t *from, peer_t *to)
         any = true;
         if (from->drop_out)
             continue;
+        if (from->loss_pct && tern_splitmix_next(&loss_seed) % 100 < from->loss_pct)
+            continue;
+        if (link_delay) {
+            if (wire_count == TERN_ARRAY_LEN(wire))
+                continue; /* a full wire is loss */
+            flight_t *f = &wire[(wire_head + wire_count++) % TERN_ARRAY_LEN(wire)];
+            f->at = now + link_delay;
+            f->to = to;
+            f->len = tx.len;
+            memcpy(f->data, tx.data, tx.len);
+            continue;
+        }
         uint8_t buf[2048];
         memcpy(buf, tx.data, tx.len);
         if (to->sctp)
@@ -237,7 +276,8 @@ static bool move(peer_t *from, peer_t *to)
 static void exchange(void)
 {
     for (int i = 0; i < 100000; i++) {
-        bool any = move(&pa, &pb);
+        bool any = deliver_due();
+        any |= move(&pa, &pb);
         any |= move(&pb, &pa);
         any |= drain(&pa);
         any |= drain(&pb);
@@ -284,6 +324,7 @@ static void peer_start(peer_t *p, bool dtls_client, size_t our_max, size_t remot
 
 static void peer_free(peer_t *p)
 {
+    wire_count = 0;
     clear_log(p);
     tern_dcm_free(p->dcm);
     tern_sctp_free(p->sctp);
@@ -295,6 +336,11 @@ static void start_pair(void)
     peer_start(&pa, true, 0, 0);
     peer_start(&pb, false, 0, 0);
     run(0);
+    for (int k = 0;
+         k < 500 && (tern_sctp_state(pa.sctp) != TERN_SCTP_STATE_CONNECTED ||
+                     tern_sctp_state(pb.sctp) != TERN_SCTP_STATE_CONNECTED || wire_count);
+         k++)
+        tick();
     eq_int(tern_sctp_state(pa.sctp), TERN_SCTP_STATE_CONNECTED);
     eq_int(tern_sctp_state(pb.sctp), TERN_SCTP_STATE_CONNECTED);
 }
@@ -624,6 +670,51 @@ static void test_close(void)
     peer_free(&pb);
 }
 
+/* Both sides have data in flight on a channel when one closes it, over a lossy link: the closer
+ * drops what arrives after close(), the other side gets everything, and both see the close. */
+static void test_close_with_traffic(void)
+{
+    for (int round = 0; round < 20; round++) {
+        link_delay = round >= 10 ? TERN_MS(10) : 0;
+        peer_new(&pa, NULL);
+        peer_new(&pb, NULL);
+        tern_dc_t *a = NULL, *other[2] = {NULL, NULL};
+        eq_int(tern_dcm_create_channel(pa.dcm, now, "busy", NULL, &a), 0);
+        eq_int(tern_dcm_create_channel(pa.dcm, now, "o1", NULL, &other[0]), 0);
+        eq_int(tern_dcm_create_channel(pa.dcm, now, "o2", NULL, &other[1]), 0);
+        start_pair();
+        tern_dc_t *b = remote_channel(&pb, 0);
+        tern_dc_t *bo[2] = {remote_channel(&pb, 2), remote_channel(&pb, 4)};
+        ok(b != NULL);
+        if (!b || !bo[0] || !bo[1])
+            return;
+        pa.loss_pct = pb.loss_pct = 5;
+        static uint8_t msg[6000];
+        for (int i = 0; i < 20; i++) {
+            size_t len = 12 + (tern_splitmix_next(&loss_seed) % 5000);
+            eq_int(tern_dc_send(a, now, msg, len), 0);
+            eq_int(tern_dc_send(b, now, msg, len), 0);
+            for (int k = 0; k < 2; k++) {
+                eq_int(tern_dc_send(other[k], now, msg, len), 0);
+                eq_int(tern_dc_send(bo[k], now, msg, len), 0);
+            }
+        }
+        eq_int(tern_dc_close(round % 2 ? b : a, now), 0);
+        for (int k = 0; k < 1000 &&
+                        !(count(&pa, TERN_EV_DC_CLOSE, NULL) && count(&pb, TERN_EV_DC_CLOSE, NULL));
+             k++)
+            tick();
+        eq_int(count(&pa, TERN_EV_DC_CLOSE, NULL), 1);
+        eq_int(count(&pb, TERN_EV_DC_CLOSE, NULL), 1);
+        /* The side that did not close got all 20 messages. */
+        peer_t *open_side = round % 2 ? &pa : &pb;
+        eq_int(count(open_side, TERN_EV_DC_MESSAGE, round % 2 ? a : b), 20);
+        peer_free(&pa);
+        peer_free(&pb);
+    }
+    link_delay = 0;
+}
+
 static void test_open_on_used_id(void)
 {
     peer_new(&pa, NULL);
@@ -862,6 +953,7 @@ int main(void)
     subtest("ids by role", test_ids_by_role);
     subtest("buffered amount", test_buffered_amount);
     subtest("close", test_close);
+    subtest("close with traffic", test_close_with_traffic);
     subtest("open on used id", test_open_on_used_id);
     subtest("too large", test_too_large);
     subtest("many channels", test_many_channels_fair);

@@ -12,6 +12,7 @@
  * in symbol lookup), so that usrsctp sees the virtual clock too.
  */
 #include "check.h"
+#include "guard.h"
 #include "sctp/sctp.h"
 
 #include <stdlib.h>
@@ -671,6 +672,48 @@ static void test_bad_input(void)
     free_pair();
 }
 
+static void test_wire(void)
+{
+    /* Common header, a SACK (cum 0x01020304, no gaps), a RE-CONFIG with an Outgoing SSN Reset
+     * Request (req seq 7, resp seq 6, last TSN 0xa0b0c0d0, stream 3, padded), a DATA chunk. */
+    static const uint8_t pkt[] = {
+        0x13, 0x88, 0x13, 0x88, 0,    0,    0,    1,    0, 0, 0, 0,             /* header */
+        0x03, 0x00, 0x00, 0x10, 0x01, 0x02, 0x03, 0x04, 0, 1, 0, 0, 0, 0, 0, 0, /* SACK */
+        0x82, 0x00, 0x00, 0x16, 0x00, 0x0d, 0x00, 0x12, 0, 0, 0, 7, 0, 0, 0, 6, /* RE-CONFIG */
+        0xa0, 0xb0, 0xc0, 0xd0, 0x00, 0x03, 0x00, 0x00,                         /* ...+ pad */
+        0x00, 0x03, 0x00, 0x11, 0,    0,    0,    9,    0, 1, 0, 0, 0, 0, 0, 53,
+        0x55, 0,    0,    0, /* DATA */
+    };
+    size_t off = 0, len = 0;
+    uint32_t tsn = 0, cum = 0;
+    ok(tern_sctp_wire_find_reset_request(pkt, sizeof pkt, &off, &len, &tsn));
+    eq_int(off, 28);
+    eq_int(len, 22);
+    eq_int(tsn, 0xa0b0c0d0u);
+    ok(tern_sctp_wire_sack_cum(pkt, sizeof pkt, &cum));
+    eq_int(cum, 0x01020304u);
+    uint8_t out[sizeof pkt];
+    size_t n = tern_sctp_wire_without_chunk(pkt, sizeof pkt, off, len, out);
+    eq_int(n, sizeof pkt - 24);
+    ok(memcmp(out, pkt, 28) == 0 && memcmp(out + 28, pkt + 52, sizeof pkt - 52) == 0);
+    ok(!tern_sctp_wire_find_reset_request(out, n, &off, &len, &tsn));
+    /* Every truncation is read safely; a chunk length past the end stops the walk. */
+    for (size_t cut = 0; cut < sizeof pkt; cut++) {
+        guarded_t g;
+        const uint8_t *p = guard_copy(&g, pkt, cut);
+        (void)tern_sctp_wire_find_reset_request(p, cut, &off, &len, &tsn);
+        (void)tern_sctp_wire_sack_cum(p, cut, &cum);
+        guard_free(&g);
+    }
+    ok(!tern_sctp_wire_find_reset_request(pkt, 49, &off, &len, &tsn)); /* chunk cut short */
+    uint8_t bad[sizeof pkt];
+    memcpy(bad, pkt, sizeof pkt);
+    bad[14] = 0;
+    bad[15] = 2; /* a chunk length under 4 ends the walk */
+    ok(!tern_sctp_wire_sack_cum(bad, sizeof bad, &cum));
+    ok(!tern_sctp_wire_find_reset_request(bad, sizeof bad, &off, &len, &tsn));
+}
+
 int main(void)
 {
     static uint64_t seed = 42;
@@ -688,5 +731,6 @@ int main(void)
     subtest("global clock", test_global_clock);
     subtest("restart stack", test_restart_stack);
     subtest("bad input", test_bad_input);
+    subtest("wire", test_wire);
     return check_done();
 }
