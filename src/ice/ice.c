@@ -259,7 +259,7 @@ void tern_ice_check_gathering_done(tern_ice_t *ice)
 int tern_ice_find_local_by_addr(const tern_ice_t *ice, const tern_addr_t *addr)
 {
     for (size_t i = 0; i < ice->local_count; i++)
-        if (tern_addr_equal(&ice->locals[i].c.addr, addr))
+        if (ice_remote_addr_match(&ice->locals[i].c.addr, addr))
             return (int)i;
     return -1;
 }
@@ -609,7 +609,7 @@ int tern_ice_set_remote_credentials(tern_ice_t *ice, tern_time_t now, const char
 static int find_remote(const tern_ice_t *ice, const tern_addr_t *addr)
 {
     for (size_t i = 0; i < ice->remote_count; i++)
-        if (!ice->remotes[i].legacy && tern_addr_equal(&ice->remotes[i].c.addr, addr))
+        if (!ice->remotes[i].legacy && ice_remote_addr_match(&ice->remotes[i].c.addr, addr))
             return (int)i;
     return -1;
 }
@@ -819,7 +819,7 @@ bool tern_ice_accepts(const tern_ice_t *ice, const tern_datagram_t *in)
     }
     for (size_t i = 0; i < ice->pair_count; i++) {
         const ice_pair_t *p = &ice->pairs[i];
-        if (tern_addr_equal(&ice->remotes[p->remote].c.addr, &in->remote) &&
+        if (ice_remote_addr_match(&ice->remotes[p->remote].c.addr, &in->remote) &&
             tern_addr_equal(&ice->locals[p->local].base, &in->local))
             return true;
     }

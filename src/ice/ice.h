@@ -124,7 +124,11 @@ typedef struct tern_ice_config {
     uint16_t max_pairs;               /**< 0: 100 (RFC 8445 §6.1.2.5) */
     uint16_t max_local_candidates;    /**< 0: 32 */
     uint16_t max_stun_servers;        /**< 0: 4 */
-    /** Consent check interval (RFC 7675 §5.1: 5 s, randomized ±20 %); 0: 5 s. */
+    /**
+     * Consent check period (RFC 7675 §5.1: 5 s, each interval randomized ±20 %); 0: 5 s. The
+     * agent uses at most half of disconnected_timeout_us, so one lost check does not flap the
+     * state (2.5 s with the defaults).
+     */
     uint32_t consent_interval_us;
     /**
      * How long the controlling agent waits, after its first pair succeeds, for a better pair
@@ -211,7 +215,8 @@ bool tern_ice_is_controlling(const tern_ice_t *ice);
 
 /**
  * Set the role (the offerer controls, RFC 8445 §6.1.1, unless the peer is ICE-lite).
- * @return 0; TERN_ERR_INVALID_STATE once checks have started (a 487 conflict still changes it).
+ * @return 0 (also for the current role at any time); TERN_ERR_INVALID_STATE for the other role
+ *         once checks have started (a 487 conflict still changes it) or after close.
  */
 int tern_ice_set_controlling(tern_ice_t *ice, bool controlling);
 
@@ -269,7 +274,7 @@ int tern_ice_set_remote_credentials(tern_ice_t *ice, tern_time_t now, const char
  * @return 0, also for a well-formed candidate the agent ignores (TCP, component other than 1,
  *         an unresolved hostname, a duplicate); TERN_ERR_INVALID_ARG for a candidate of no
  *         family that has no hostname either; TERN_ERR_TOO_LARGE past max_remote_candidates;
- *         TERN_ERR_INVALID_STATE after remote end-of-candidates or close.
+ *         TERN_ERR_INVALID_STATE after remote end-of-candidates or close; TERN_ERR_NOMEM.
  */
 int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_ice_candidate_t *c);
 
@@ -282,9 +287,12 @@ int tern_ice_remote_candidates_done(tern_ice_t *ice, tern_time_t now);
 
 /**
  * Restart ICE (RFC 8445 §9): new local ufrag and pwd, remote candidates and credentials
- * forgotten, local candidates reported again (and gathering starts over), checks start anew once
- * the new remote credentials arrive. The selected pair keeps carrying data, with consent checks
- * under the old credentials, until a pair of the new generation is selected.
+ * forgotten, the local candidates reported again (TERN_ICE_EV_LOCAL_CANDIDATE for each known
+ * host and srflx candidate, then TERN_ICE_EV_GATHERING_COMPLETE once local addresses are done;
+ * STUN servers are not asked again), checks start anew once the new remote credentials arrive.
+ * The role may be set again (tern_ice_set_controlling) until the new checks start. The selected
+ * pair keeps carrying data, with consent checks under the old credentials, until a pair of the new
+ * generation is selected.
  * @return 0; TERN_ERR_INVALID_STATE after close; TERN_ERR_CRYPTO if the random source fails.
  */
 int tern_ice_restart(tern_ice_t *ice, tern_time_t now);
@@ -301,12 +309,13 @@ int tern_ice_close(tern_ice_t *ice, tern_time_t now);
  * malformed, unauthenticated or unexpected is dropped and counted, and never changes the state;
  * a request with a wrong USERNAME or MESSAGE-INTEGRITY is answered 400/401 as RFC 8489 §9.1.3
  * says.
+ * Allocation failures while answering only cost the answer (counted in tx_dropped).
  * @param in  borrowed for the call.
- * @return 0; TERN_ERR_INVALID_ARG for a NULL datagram; TERN_ERR_NOMEM (fatal, free the agent).
+ * @return 0; TERN_ERR_INVALID_ARG for a NULL datagram.
  */
 int tern_ice_handle_input(tern_ice_t *ice, tern_time_t now, const tern_datagram_t *in);
 
-/** Run the timers whose deadline has passed (calling early does nothing). @return 0; NOMEM. */
+/** Run the timers whose deadline has passed (calling early does nothing). @return 0. */
 int tern_ice_handle_timeout(tern_ice_t *ice, tern_time_t now);
 
 /**

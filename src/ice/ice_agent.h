@@ -9,6 +9,8 @@
 
 #include "ice/ice.h"
 
+#include <string.h>
+
 /* Timers (microseconds). */
 #define ICE_DEFAULT_TA_US 20000             /* brief: 20 ms pacing (RFC 8445 §14.2 allows it) */
 #define ICE_DEFAULT_DISCONNECTED_US 5000000 /* 5 s without consent */
@@ -166,6 +168,16 @@ struct tern_ice {
     /* stats */
     tern_ice_stats_t stats;
 };
+
+/*
+ * A remote address as signaled against one seen on the wire: a link-local IPv6 candidate comes
+ * without its zone (scope 0) while a received datagram carries the interface's.
+ */
+static inline bool ice_remote_addr_match(const tern_addr_t *a, const tern_addr_t *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, 16) == 0 &&
+           (a->scope_id == b->scope_id || a->scope_id == 0 || b->scope_id == 0);
+}
 
 /* ice.c */
 void tern_ice_log(tern_ice_t *ice, tern_log_level_t level, const char *fmt, ...) TERN_PRINTF(3, 4);

@@ -840,7 +840,7 @@ static int find_base(const tern_ice_t *ice, const tern_addr_t *local)
 static int find_remote_by_addr(const tern_ice_t *ice, const tern_addr_t *addr)
 {
     for (size_t i = 0; i < ice->remote_count; i++)
-        if (!ice->remotes[i].legacy && tern_addr_equal(&ice->remotes[i].c.addr, addr))
+        if (!ice->remotes[i].legacy && ice_remote_addr_match(&ice->remotes[i].c.addr, addr))
             return (int)i;
     return -1;
 }
@@ -946,7 +946,7 @@ static bool txn_matches_pair(const tern_ice_t *ice, const ice_txn_t *t)
         return false;
     const ice_pair_t *p = &ice->pairs[t->index];
     return tern_addr_equal(&ice->locals[p->local].base, &t->local) &&
-           tern_addr_equal(&ice->remotes[p->remote].c.addr, &t->remote);
+           ice_remote_addr_match(&ice->remotes[p->remote].c.addr, &t->remote);
 }
 
 static bool response_authentic(const tern_ice_t *ice, const ice_txn_t *t, const tern_stun_msg_t *m)
@@ -1042,7 +1042,8 @@ static void handle_response(tern_ice_t *ice, const tern_datagram_t *in, const te
         return;
     }
     /* RFC 8445 §7.2.5.2.1: the answer must come back on the path the request took. */
-    if (!tern_addr_equal(&in->remote, &t->remote) || !tern_addr_equal(&in->local, &t->local)) {
+    if (!ice_remote_addr_match(&in->remote, &t->remote) ||
+        !tern_addr_equal(&in->local, &t->local)) {
         if (t->kind == TXN_CHECK && ice->pairs[t->index].txn == (int)(t - ice->txns)) {
             stop_txn(ice, t);
             on_check_failed(ice, t->index);
