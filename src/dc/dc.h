@@ -158,7 +158,10 @@ void tern_dcm_detach(tern_dcm_t *m, tern_time_t now);
 /**
  * Feed one event of the association. MESSAGE carries data or DCEP; STREAM_RESET closes
  * channels; SEND_READY and CONNECTED let queued data and pending OPENs go; CLOSED and FAILED
- * close every channel (FAILED with TERN_EV_DC_ERROR first).
+ * close every channel (FAILED with TERN_EV_DC_ERROR first). Message data is copied (the SCTP
+ * event's data only lives until the next call on the association), so poll the manager's
+ * events after feeding to keep that copy short-lived; at most 65536 messages or 64 MiB wait,
+ * beyond which messages are dropped and counted.
  * @return 0; TERN_ERR_INVALID_ARG for NULL. Bad peer input is dropped and counted, never an
  *         error.
  */
@@ -166,9 +169,16 @@ int tern_dcm_handle_sctp_event(tern_dcm_t *m, tern_time_t now, const tern_sctp_e
 
 /**
  * Take the next event in the public shape: TERN_EV_DATA_CHANNEL, TERN_EV_DC_OPEN, _MESSAGE,
- * _BUFFERED_AMOUNT_LOW, _CLOSING, _CLOSE, _ERROR. Pointers inside are valid until the next
- * call on the manager or one of its channels. A channel whose TERN_EV_DC_CLOSE was returned is
- * freed by the next call to this function.
+ * _BUFFERED_AMOUNT_LOW, _CLOSING, _CLOSE, _ERROR. Pointers inside (message data) are valid
+ * until the next call to this function. A channel whose TERN_EV_DC_CLOSE was returned is freed
+ * by the next call to this function.
+ *
+ * Order, as W3C has it: a channel the peer opens gives TERN_EV_DATA_CHANNEL then
+ * TERN_EV_DC_OPEN (it is open at both); our own gives TERN_EV_DC_OPEN. A close the peer starts
+ * gives TERN_EV_DC_CLOSING then TERN_EV_DC_CLOSE; tern_dc_close gives TERN_EV_DC_CLOSE only
+ * (the state is closing at once). A failed association gives TERN_EV_DC_ERROR
+ * ("sctp-failure") then TERN_EV_DC_CLOSE for each open channel. A buffered-amount-low event
+ * comes when a channel's buffered amount falls from above its threshold to at or below it.
  * @return false when there is none.
  */
 bool tern_dcm_poll_event(tern_dcm_t *m, tern_event_t *out);

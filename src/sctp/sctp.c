@@ -65,6 +65,7 @@ struct tern_sctp {
     bool pending;        /* touched during a global tick: call on_pending after it */
     bool msg_delivered;  /* rbuf holds the message last returned: reset on the next call */
     bool msg_discarding; /* the message being read is over max_message_size: drop it */
+    bool notif_skipping; /* the notification being read did not fit: skip to its end */
     unsigned in_call;    /* depth of calls from the owner: on_pending is not needed then */
     tern_sctp_event_t closing_event; /* CLOSED/FAILED reported once */
     bool closing_event_pending;
@@ -752,8 +753,11 @@ static int read_once(struct tern_sctp *s, tern_sctp_event_t *out)
         return -1; /* end of stream: the association is gone, its notification says why */
 
     if (flags & MSG_NOTIFICATION) {
-        /* Notifications fit one read (READ_CHUNK); a truncated one is ignored. */
-        bool got = (flags & MSG_EOR) && on_notification(s, s->rbuf + start, (size_t)n, out);
+        /* Notifications fit one read (READ_CHUNK). One that does not is skipped to its end,
+         * so that its tail is never read as a notification of its own. */
+        bool whole = (flags & MSG_EOR) && !s->notif_skipping;
+        s->notif_skipping = !(flags & MSG_EOR);
+        bool got = whole && on_notification(s, s->rbuf + start, (size_t)n, out);
         return got ? 1 : 0;
     }
 
