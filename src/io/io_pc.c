@@ -456,21 +456,49 @@ static tern_io_pc_t *new_entry(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_c
     return e;
 }
 
+/* The pc's bind_addresses if it has some (IPv6 ones only if allowed), else the interfaces'. */
+static int local_addresses(tern_loop_t *loop, const tern_pc_config_t *cfg, tern_addr_t *out,
+                           size_t cap)
+{
+    if (cfg->bind_address_count == 0) {
+        int n = tern_io_iface_list(cfg->include_loopback, cfg->disable_ipv6, out, cap);
+        if (n < 0)
+            TERN_LOG_WARN(loop->ctx, "io", "loop %u cannot list interfaces: %s", loop->id,
+                          strerror(errno));
+        return n;
+    }
+    static const uint8_t unspecified[16];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->bind_address_count && n < cap; i++) {
+        tern_addr_t a;
+        if (!cfg->bind_addresses[i] || tern_addr_parse(cfg->bind_addresses[i], &a) != TERN_OK ||
+            memcmp(a.ip, unspecified, sizeof unspecified) == 0) {
+            TERN_LOG_WARN(loop->ctx, "io", "loop %u ignores bind address %s", loop->id,
+                          cfg->bind_addresses[i] ? cfg->bind_addresses[i] : "(null)");
+            continue;
+        }
+        if (a.family == TERN_AF_INET6 && cfg->disable_ipv6)
+            continue;
+        a.port = 0; /* always an ephemeral port */
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = tern_addr_equal(&out[j], &a);
+        if (!seen)
+            out[n++] = a;
+    }
+    return (int)n;
+}
+
 int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t *cbs, void *user)
 {
     if (!loop || !pc)
         return TERN_ERR_INVALID_ARG;
     if (tern_io_map_get(&loop->pcs, pc))
         return TERN_ERR_INVALID_STATE;
-    const tern_pc_config_t *cfg = tern_pc_config(pc);
     tern_addr_t addrs[TERN_IO_MAX_LOCAL_ADDRS];
-    int n = tern_io_iface_list(cfg->include_loopback, cfg->disable_ipv6, addrs,
-                               TERN_IO_MAX_LOCAL_ADDRS);
-    if (n < 0) {
-        TERN_LOG_WARN(loop->ctx, "io", "loop %u cannot list interfaces: %s", loop->id,
-                      strerror(errno));
-        return TERN_ERR_IO;
-    }
+    int n = local_addresses(loop, tern_pc_config(pc), addrs, TERN_IO_MAX_LOCAL_ADDRS);
+    if (n < 0)
+        return n;
     tern_io_pc_t *e = new_entry(loop, pc, cbs, user, n > 0 ? (size_t)n : 1);
     if (!e)
         return TERN_ERR_NOMEM;

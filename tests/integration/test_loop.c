@@ -3,14 +3,10 @@
  * Integration tests of tern_loop on real sockets, loopback only: the deadline heap and pointer
  * map against brute force, one-shot timers (order, cancel, from callbacks), tern_loop_post from
  * several threads (each function once, on the loop thread), run_once timeouts, interface
- * enumeration and UDP binding, and the pc driver: sockets handed to the pc, datagrams both
- * ways, batches, pc and context timers, commands drained through the context's pending list,
- * and removal of a pc from inside callbacks.
- *
- * The pc here is a fake that implements the sans-IO surface of tern.h (until src/rtc/ provides
- * tern_pc_*): it announces its sockets as candidates, answers "ping" with "pong", reports every
- * datagram as a message event and poisons the previous transmit and message on each call, so
- * a driver that keeps a borrowed pointer too long is caught.
+ * enumeration and UDP binding, the stderr log sink's filter, a failmalloc sweep, and the pc
+ * driver with real peer connections: sockets handed to the pc (interfaces or bind_addresses),
+ * two pcs on one loop connecting over loopback and exchanging messages, commands from posted
+ * functions, and removal (and freeing) of a pc from inside callbacks, its own and another's.
  */
 #include "check.h"
 #include "io/io.h"
@@ -25,290 +21,6 @@
 
 /* Generous: only says when to give up. */
 #define GIVE_UP_MS 20000
-
-/* ------------------------------------------------------------------------------------------ */
-/* A fake peer connection and context (the sans-IO surface the loop drives)                   */
-/* ------------------------------------------------------------------------------------------ */
-
-#define FAKE_MAX_SOCKS 16
-#define FAKE_QUEUE 512
-#define FAKE_DATA 256
-
-typedef struct fake_tx {
-    tern_addr_t local, remote;
-    size_t len;
-    uint8_t data[FAKE_DATA];
-} fake_tx_t;
-
-typedef struct fake_ev {
-    tern_event_type_t type;
-    int value;
-    char text[FAKE_DATA];
-    size_t len;
-} fake_ev_t;
-
-struct tern_pc {
-    tern_ctx_t *ctx;
-    tern_pc_config_t cfg;
-    tern_addr_t socks[FAKE_MAX_SOCKS];
-    size_t sock_count;
-    bool sockets_done;
-    fake_tx_t tx[FAKE_QUEUE];
-    size_t tx_head, tx_count;
-    fake_ev_t ev[FAKE_QUEUE];
-    size_t ev_head, ev_count;
-    fake_tx_t last_tx;        /* what poll_transmit handed out, poisoned on the next call */
-    char last_msg[FAKE_DATA]; /* the same for a message event */
-    tern_time_t deadline;
-    tern_time_t timeout_at; /* `now` of the last handle_timeout that ran a timer */
-    int timeouts;
-    int inputs;
-    bool echo;
-    bool pending;
-    struct tern_pc *pending_next;
-};
-
-static tern_time_t fake_ctx_deadline = TERN_TIME_NEVER;
-static int fake_ctx_timeouts;
-
-static void poison(tern_pc_t *pc)
-{
-    memset(pc->last_tx.data, 0xdd, sizeof pc->last_tx.data);
-    memset(pc->last_msg, 0xdd, sizeof pc->last_msg);
-}
-
-static void mark_pending(tern_pc_t *pc)
-{
-    if (pc->pending)
-        return;
-    pc->pending = true;
-    pc->pending_next = NULL;
-    if (pc->ctx->pending_tail)
-        pc->ctx->pending_tail->pending_next = pc;
-    else
-        pc->ctx->pending_head = pc;
-    pc->ctx->pending_tail = pc;
-}
-
-static void unlink_pending(tern_pc_t *pc)
-{
-    tern_pc_t *prev = NULL;
-    for (tern_pc_t *it = pc->ctx->pending_head; it; prev = it, it = it->pending_next) {
-        if (it != pc)
-            continue;
-        if (prev)
-            prev->pending_next = it->pending_next;
-        else
-            pc->ctx->pending_head = it->pending_next;
-        if (pc->ctx->pending_tail == it)
-            pc->ctx->pending_tail = prev;
-        break;
-    }
-    pc->pending = false;
-}
-
-int tern_ctx_new(const tern_ctx_config_t *cfg, tern_ctx_t **out)
-{
-    tern_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return TERN_ERR_NOMEM;
-    tern_ctx_init_base(ctx, cfg);
-    *out = ctx;
-    return TERN_OK;
-}
-
-void tern_ctx_free(tern_ctx_t *ctx)
-{
-    free(ctx);
-}
-
-tern_time_t tern_ctx_next_deadline(const tern_ctx_t *ctx)
-{
-    (void)ctx;
-    return fake_ctx_deadline;
-}
-
-int tern_ctx_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
-{
-    (void)ctx;
-    if (now >= fake_ctx_deadline) {
-        fake_ctx_timeouts++;
-        fake_ctx_deadline = TERN_TIME_NEVER;
-    }
-    return TERN_OK;
-}
-
-tern_pc_t *tern_ctx_poll_pending_pc(tern_ctx_t *ctx)
-{
-    tern_pc_t *pc = ctx->pending_head;
-    if (pc)
-        unlink_pending(pc);
-    return pc;
-}
-
-static tern_pc_t *fake_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg)
-{
-    tern_pc_t *pc = calloc(1, sizeof *pc);
-    pc->ctx = ctx;
-    if (cfg)
-        pc->cfg = *cfg;
-    pc->deadline = TERN_TIME_NEVER;
-    pc->echo = true;
-    return pc;
-}
-
-static void fake_pc_free(tern_pc_t *pc)
-{
-    if (!pc)
-        return;
-    unlink_pending(pc);
-    memset(pc, 0xee, sizeof *pc); /* anything the loop still reads is garbage (ASan sees more) */
-    free(pc);
-}
-
-const tern_pc_config_t *tern_pc_config(const tern_pc_t *pc)
-{
-    return &pc->cfg;
-}
-
-static void queue_event(tern_pc_t *pc, tern_event_type_t type, int value, const void *text,
-                        size_t len)
-{
-    if (pc->ev_count == FAKE_QUEUE)
-        return;
-    fake_ev_t *ev = &pc->ev[(pc->ev_head + pc->ev_count++) % FAKE_QUEUE];
-    ev->type = type;
-    ev->value = value;
-    ev->len = len < FAKE_DATA - 1 ? len : FAKE_DATA - 1;
-    memcpy(ev->text, text ? text : "", ev->len);
-    ev->text[ev->len] = '\0';
-}
-
-static void queue_tx(tern_pc_t *pc, const tern_addr_t *local, const tern_addr_t *remote,
-                     const void *data, size_t len)
-{
-    if (pc->tx_count == FAKE_QUEUE || len > FAKE_DATA)
-        return;
-    fake_tx_t *tx = &pc->tx[(pc->tx_head + pc->tx_count++) % FAKE_QUEUE];
-    tx->local = *local;
-    tx->remote = *remote;
-    tx->len = len;
-    memcpy(tx->data, data, len);
-}
-
-int tern_pc_add_local_socket(tern_pc_t *pc, tern_time_t now, const tern_addr_t *addr)
-{
-    (void)now;
-    poison(pc);
-    if (pc->sock_count == FAKE_MAX_SOCKS)
-        return TERN_ERR_TOO_LARGE;
-    pc->socks[pc->sock_count++] = *addr;
-    char buf[TERN_ADDR_STRLEN];
-    tern_addr_format(addr, buf, sizeof buf);
-    queue_event(pc, TERN_EV_ICE_CANDIDATE, 0, buf, strlen(buf));
-    mark_pending(pc);
-    return TERN_OK;
-}
-
-int tern_pc_local_sockets_done(tern_pc_t *pc, tern_time_t now)
-{
-    (void)now;
-    poison(pc);
-    pc->sockets_done = true;
-    queue_event(pc, TERN_EV_ICE_GATHERING_STATE, TERN_ICE_GATHERING_COMPLETE, NULL, 0);
-    mark_pending(pc);
-    return TERN_OK;
-}
-
-int tern_pc_handle_input(tern_pc_t *pc, tern_time_t now, const tern_datagram_t *in)
-{
-    (void)now;
-    poison(pc);
-    pc->inputs++;
-    queue_event(pc, TERN_EV_DC_MESSAGE, 0, in->data, in->len);
-    if (pc->echo && in->len >= 4 && memcmp(in->data, "ping", 4) == 0) {
-        uint8_t reply[FAKE_DATA];
-        size_t len = in->len < FAKE_DATA ? in->len : FAKE_DATA;
-        memcpy(reply, in->data, len);
-        memcpy(reply, "pong", 4);
-        queue_tx(pc, &in->local, &in->remote, reply, len);
-    }
-    return TERN_OK;
-}
-
-int tern_pc_handle_timeout(tern_pc_t *pc, tern_time_t now)
-{
-    poison(pc);
-    if (now >= pc->deadline) {
-        pc->timeouts++;
-        pc->timeout_at = now;
-        pc->deadline = TERN_TIME_NEVER;
-    }
-    return TERN_OK;
-}
-
-bool tern_pc_poll_transmit(tern_pc_t *pc, tern_transmit_t *out)
-{
-    poison(pc);
-    if (!pc->tx_count)
-        return false;
-    pc->last_tx = pc->tx[pc->tx_head];
-    pc->tx_head = (pc->tx_head + 1) % FAKE_QUEUE;
-    pc->tx_count--;
-    *out =
-        (tern_transmit_t){pc->last_tx.local, pc->last_tx.remote, pc->last_tx.data, pc->last_tx.len};
-    return true;
-}
-
-bool tern_pc_poll_event(tern_pc_t *pc, tern_event_t *out)
-{
-    poison(pc);
-    if (!pc->ev_count)
-        return false;
-    fake_ev_t *ev = &pc->ev[pc->ev_head];
-    pc->ev_head = (pc->ev_head + 1) % FAKE_QUEUE;
-    pc->ev_count--;
-    memset(out, 0, sizeof *out);
-    out->type = ev->type;
-    memcpy(pc->last_msg, ev->text, ev->len + 1);
-    switch (ev->type) {
-    case TERN_EV_ICE_CANDIDATE:
-        out->u.ice_candidate.candidate = pc->last_msg;
-        out->u.ice_candidate.mid = "0";
-        break;
-    case TERN_EV_ICE_GATHERING_STATE:
-        out->u.ice_gathering_state = (tern_ice_gathering_state_t)ev->value;
-        break;
-    case TERN_EV_DC_MESSAGE:
-        out->u.message.data = (const uint8_t *)pc->last_msg;
-        out->u.message.len = ev->len;
-        break;
-    default:
-        break;
-    }
-    return true;
-}
-
-tern_time_t tern_pc_next_deadline(const tern_pc_t *pc)
-{
-    return pc->deadline;
-}
-
-/* A command: queue datagrams to send, as tern_dc_send would. */
-static void fake_send(tern_pc_t *pc, const tern_addr_t *local, const tern_addr_t *remote,
-                      const char *text, int count)
-{
-    poison(pc);
-    for (int i = 0; i < count; i++)
-        queue_tx(pc, local, remote, text, strlen(text));
-    mark_pending(pc);
-}
-
-static void fake_set_deadline(tern_pc_t *pc, tern_time_t deadline)
-{
-    pc->deadline = deadline;
-    mark_pending(pc);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
@@ -353,15 +65,6 @@ static bool is_loopback(const tern_addr_t *a)
 {
     return (a->family == TERN_AF_INET && a->ip[0] == 127) ||
            (a->family == TERN_AF_INET6 && a->ip[0] == 0 && a->ip[15] == 1);
-}
-
-/* The pc's socket on the loopback address of this family. */
-static const tern_addr_t *loopback_sock(const tern_pc_t *pc, int family)
-{
-    for (size_t i = 0; i < pc->sock_count; i++)
-        if (pc->socks[i].family == family && is_loopback(&pc->socks[i]))
-            return &pc->socks[i];
-    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -757,30 +460,60 @@ static void test_iface_and_udp(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The pc driver                                                                              */
+/* The pc driver, with real peer connections                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct peer {
+    tern_ctx_t *ctx;
     tern_loop_t *loop;
     tern_pc_t *pc;
-    int candidates;
+    struct peer *other; /* where candidates are trickled */
+    int candidates, loopback_v4, loopback_v6, ipv6;
     bool gathered;
+    bool in_add_pc; /* set around tern_loop_add_pc: no callback may run then */
+    bool bad;
+    tern_dc_t *dc;
+    bool open;
     int messages;
-    int pongs;
-    bool bad_message;
-    /* what the callback does on a message */
-    tern_pc_t *remove_on_message; /* remove (and free) this pc */
-    tern_pc_t *removed_pc;
+    char last[64];
+    /* what the callbacks do */
+    bool reply;                   /* answer each message with "world" */
+    tern_pc_t *remove_on_message; /* remove this pc from the loop and free it */
+    struct peer *removed_peer;
 } peer_t;
+
+/* A host candidate's address: "candidate:F 1 udp PRIO ADDR PORT typ host ...". */
+static void count_candidate(peer_t *p, const char *candidate)
+{
+    char addr[64] = "", type[16] = "";
+    unsigned port = 0;
+    if (sscanf(candidate, "candidate:%*s %*s %*s %*s %63s %u typ %15s", addr, &port, type) != 3) {
+        p->bad = true;
+        return;
+    }
+    p->candidates++;
+    if (strcmp(addr, "127.0.0.1") == 0)
+        p->loopback_v4++;
+    if (strcmp(addr, "::1") == 0)
+        p->loopback_v6++;
+    if (strchr(addr, ':'))
+        p->ipv6++;
+    if (port == 0 || strcmp(type, "host") != 0)
+        p->bad = true;
+}
 
 static void on_candidate(tern_pc_t *pc, void *user, const char *candidate, const char *mid,
                          int mline_index)
 {
     peer_t *p = user;
     (void)mline_index;
-    if (pc != p->pc || !candidate || strcmp(mid, "0") != 0)
-        p->bad_message = true;
-    p->candidates++;
+    if (pc != p->pc || p->in_add_pc || !candidate)
+        p->bad = true;
+    if (candidate && *candidate)
+        count_candidate(p, candidate);
+    if (p->other && p->other->pc &&
+        tern_pc_add_ice_candidate(p->other->pc, tern_loop_now(p->loop), candidate, mid) != 0)
+        p->bad = true;
 }
 
 static void on_gathering(tern_pc_t *pc, void *user, tern_ice_gathering_state_t s)
@@ -791,31 +524,107 @@ static void on_gathering(tern_pc_t *pc, void *user, tern_ice_gathering_state_t s
         p->gathered = true;
 }
 
+static void on_data_channel(tern_pc_t *pc, void *user, tern_dc_t *dc)
+{
+    peer_t *p = user;
+    (void)pc;
+    p->dc = dc;
+}
+
+static void on_open(tern_dc_t *dc, void *user)
+{
+    peer_t *p = user;
+    p->dc = dc;
+    p->open = true;
+}
+
 static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t len, bool is_text)
 {
     peer_t *p = user;
-    (void)dc;
-    (void)is_text;
     p->messages++;
-    if (len >= 4 && memcmp(data, "pong", 4) == 0)
-        p->pongs++;
-    else if (len < 4 || memcmp(data, "ping", 4) != 0)
-        p->bad_message = true;
+    size_t n = len < sizeof p->last - 1 ? len : sizeof p->last - 1;
+    memcpy(p->last, data, n);
+    p->last[n] = '\0';
+    if (!is_text)
+        p->bad = true;
+    if (p->reply && tern_dc_send_text(dc, tern_loop_now(p->loop), "world", 5) != 0)
+        p->bad = true;
     if (p->remove_on_message) {
         tern_pc_t *victim = p->remove_on_message;
+        peer_t *owner = tern_pc_user_data(victim);
         p->remove_on_message = NULL;
-        if (tern_loop_remove_pc(p->loop, victim) != TERN_OK)
-            p->bad_message = true;
-        fake_pc_free(victim);
-        p->removed_pc = victim;
+        if (tern_loop_remove_pc(p->loop, victim) != 0)
+            p->bad = true;
+        tern_pc_free(victim); /* allowed once removed, even from its own callback */
+        owner->pc = NULL;
+        p->removed_peer = owner;
     }
 }
 
 static const tern_pc_callbacks_t peer_cbs = {
     .on_ice_candidate = on_candidate,
     .on_ice_gathering_state = on_gathering,
+    .on_data_channel = on_data_channel,
+    .on_open = on_open,
     .on_message = on_message,
 };
+
+static bool new_peer(tern_ctx_t *ctx, tern_loop_t *loop, peer_t *p, const tern_pc_config_t *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    p->loop = loop;
+    if (tern_pc_new(ctx, cfg, tern_loop_now(loop), &p->pc) != 0)
+        return false;
+    tern_pc_set_user_data(p->pc, p);
+    return true;
+}
+
+static int add_peer(peer_t *p)
+{
+    p->in_add_pc = true;
+    int rc = tern_loop_add_pc(p->loop, p->pc, &peer_cbs, p);
+    p->in_add_pc = false;
+    return rc;
+}
+
+static void free_peer(peer_t *p)
+{
+    tern_pc_free(p->pc);
+    p->pc = NULL;
+}
+
+/* Offer from a (with a channel "chat"), answer from b; candidates trickle through callbacks. */
+static bool negotiate(peer_t *a, peer_t *b)
+{
+    tern_time_t now = tern_loop_now(a->loop);
+    char *offer = NULL, *answer = NULL;
+    a->other = b;
+    b->other = a;
+    bool good = tern_pc_create_data_channel(a->pc, now, "chat", NULL, &a->dc) == 0 &&
+                tern_pc_create_offer(a->pc, now, &offer) == 0 &&
+                tern_pc_set_local_description(a->pc, now, TERN_SDP_OFFER, offer) == 0 &&
+                tern_pc_set_remote_description(b->pc, now, TERN_SDP_OFFER, offer) == 0 &&
+                tern_pc_create_answer(b->pc, now, &answer) == 0 &&
+                tern_pc_set_local_description(b->pc, now, TERN_SDP_ANSWER, answer) == 0 &&
+                tern_pc_set_remote_description(a->pc, now, TERN_SDP_ANSWER, answer) == 0;
+    tern_free(a->ctx, offer);
+    tern_free(a->ctx, answer);
+    return good && add_peer(a) == 0 && add_peer(b) == 0;
+}
+
+/* Make and apply an offer, which starts gathering. */
+static bool start_gathering(peer_t *p)
+{
+    tern_time_t now = tern_loop_now(p->loop);
+    tern_dc_t *dc;
+    char *offer = NULL;
+    bool good = tern_pc_create_data_channel(p->pc, now, "x", NULL, &dc) == 0 &&
+                tern_pc_create_offer(p->pc, now, &offer) == 0 &&
+                tern_pc_set_local_description(p->pc, now, TERN_SDP_OFFER, offer) == 0;
+    tern_free(p->ctx, offer);
+    return good;
+}
 
 static void test_bind_sockets(void)
 {
@@ -824,221 +633,155 @@ static void test_bind_sockets(void)
     eq_int(tern_loop_new(ctx, &loop), TERN_OK);
     tern_pc_config_t with_lo = {.include_loopback = true};
     tern_pc_config_t no_lo_v4 = {.disable_ipv6 = true};
-    peer_t a = {.loop = loop}, b = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &with_lo);
-    b.pc = fake_pc_new(ctx, &no_lo_v4);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
+    peer_t a, b;
+    ok(new_peer(ctx, loop, &a, &with_lo));
+    ok(new_peer(ctx, loop, &b, &no_lo_v4));
+    eq_int(add_peer(&a), TERN_OK);
     eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_ERR_INVALID_STATE);
-    int rc = tern_loop_add_pc(loop, b.pc, &peer_cbs, &b);
-    /* No callback runs inside add_pc; the pc has its sockets and knows they are all in. */
-    eq_int(a.candidates, 0);
-    ok(a.pc->sockets_done);
-    ok(a.pc->sock_count > 0);
-    ok(loopback_sock(a.pc, TERN_AF_INET) != NULL);
+    int rc = add_peer(&b);
+    /* Candidates come once a local description is set (W3C: gathering starts there). */
+    ok(start_gathering(&a));
+    if (rc == TERN_OK)
+        ok(start_gathering(&b));
+    ok(run_until(loop, &a.gathered));
+    ok(a.loopback_v4 == 1);
     if (has_ipv6_loopback())
-        ok(loopback_sock(a.pc, TERN_AF_INET6) != NULL);
-    bool ports = true;
-    for (size_t i = 0; i < a.pc->sock_count; i++)
-        ports = ports && a.pc->socks[i].port != 0;
-    ok(ports);
+        ok(a.loopback_v6 == 1);
     /* b: no loopback, no IPv6; a machine without another interface has nothing to bind. */
     if (rc == TERN_OK) {
-        bool v4_public = true;
-        for (size_t i = 0; i < b.pc->sock_count; i++)
-            v4_public =
-                v4_public && b.pc->socks[i].family == TERN_AF_INET && !is_loopback(&b.pc->socks[i]);
-        ok(v4_public);
+        ok(run_until(loop, &b.gathered));
+        eq_int(b.loopback_v4 + b.ipv6, 0);
     } else {
         eq_int(rc, TERN_ERR_IO);
     }
-    ok(run_until(loop, &a.gathered));
-    eq_int(a.candidates, (int)a.pc->sock_count);
-    ok(!a.bad_message);
+    ok(!a.bad && !b.bad);
     eq_int(tern_loop_remove_pc(loop, a.pc), TERN_OK);
     eq_int(tern_loop_remove_pc(loop, a.pc), TERN_ERR_NOT_FOUND);
-    /* b stays on the loop: tern_loop_free removes it and closes its sockets. */
+
+    /* bind_addresses: exactly those (IPv6 ones unless disable_ipv6), listed twice or not. */
+    static const char *const only_lo[] = {"127.0.0.1", "::1", "127.0.0.1"};
+    tern_pc_config_t bound = {.bind_addresses = only_lo, .bind_address_count = 3};
+    peer_t c, d;
+    ok(new_peer(ctx, loop, &c, &bound));
+    bound.disable_ipv6 = true;
+    ok(new_peer(ctx, loop, &d, &bound));
+    eq_int(add_peer(&c), TERN_OK);
+    eq_int(add_peer(&d), TERN_OK);
+    ok(start_gathering(&c) && start_gathering(&d));
+    ok(run_until(loop, &c.gathered) && run_until(loop, &d.gathered));
+    eq_int(c.loopback_v4, 1);
+    eq_int(c.candidates, has_ipv6_loopback() ? 2 : 1);
+    eq_int(d.loopback_v4, 1);
+    eq_int(d.candidates, 1);
+    ok(!c.bad && !d.bad);
+    /* b, c, d stay on the loop: tern_loop_free removes them and closes their sockets. */
     tern_loop_free(loop);
-    fake_pc_free(a.pc);
-    fake_pc_free(b.pc);
+    free_peer(&a);
+    free_peer(&b);
+    free_peer(&c);
+    free_peer(&d);
     tern_ctx_free(ctx);
 }
 
-/* Two pcs on one loop, loopback: a sends pings to b's socket, b answers each with a pong. */
-static void exchange(tern_ctx_t *ctx, int family, int count)
+/* Two pcs on one loop connect over loopback and exchange a message each way. */
+static bool connect_pair(tern_ctx_t *ctx, tern_loop_t *loop, peer_t *a, peer_t *b)
 {
-    tern_loop_t *loop;
-    eq_int(tern_loop_new(ctx, &loop), TERN_OK);
     tern_pc_config_t cfg = {.include_loopback = true};
-    peer_t a = {.loop = loop}, b = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &cfg);
-    b.pc = fake_pc_new(ctx, &cfg);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
-    eq_int(tern_loop_add_pc(loop, b.pc, &peer_cbs, &b), TERN_OK);
-    const tern_addr_t *from = loopback_sock(a.pc, family), *to = loopback_sock(b.pc, family);
-    ok(from && to);
-    if (from && to) {
-        fake_send(a.pc, from, to, "ping 0123456789", count);
-        ok(run_until_count(loop, &a.pongs, count));
-        eq_int(b.messages, count);
-        eq_int(a.pongs, count);
-        ok(!a.bad_message && !b.bad_message);
-        eq_int(loop->tx_dropped_full, 0);
-    }
-    tern_loop_free(loop);
-    fake_pc_free(a.pc);
-    fake_pc_free(b.pc);
+    if (!new_peer(ctx, loop, a, &cfg) || !new_peer(ctx, loop, b, &cfg) || !negotiate(a, b))
+        return false;
+    return run_until(loop, &a->open);
 }
 
 static void test_exchange(void)
 {
     tern_ctx_t *ctx = new_ctx();
-    exchange(ctx, TERN_AF_INET, 1);
-    exchange(ctx, TERN_AF_INET, 300); /* several recvmmsg / sendmmsg batches */
-    if (has_ipv6_loopback())
-        exchange(ctx, TERN_AF_INET6, 5);
-    tern_ctx_free(ctx);
-}
-
-static void test_pc_and_ctx_timers(void)
-{
-    tern_ctx_t *ctx = new_ctx();
     tern_loop_t *loop;
     eq_int(tern_loop_new(ctx, &loop), TERN_OK);
-    tern_pc_config_t cfg = {.include_loopback = true};
-    peer_t a = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &cfg);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
-    tern_time_t deadline = tern_loop_now(loop) + TERN_MS(20);
-    fake_set_deadline(a.pc, deadline); /* a command outside callbacks: drained next iteration */
-    fake_ctx_timeouts = 0;
-    fake_ctx_deadline = tern_loop_now(loop) + TERN_MS(15);
-    tern_time_t ctx_deadline = fake_ctx_deadline;
-    ok(run_until_count(loop, &a.pc->timeouts, 1));
-    ok(a.pc->timeout_at >= deadline); /* never early */
-    eq_int(fake_ctx_timeouts, 1);
-    ok(tern_loop_now(loop) >= ctx_deadline);
-    /* Idle: no timer left in the heap but the ones nobody set. */
-    eq_int(loop->heap.count, 0);
-    tern_loop_run_once(loop, 20);
-    eq_int(a.pc->timeouts, 1);
+    peer_t a, b;
+    ok(connect_pair(ctx, loop, &a, &b));
+    b.reply = true;
+    eq_int(tern_dc_send_text(a.dc, tern_loop_now(loop), "hello", 5), TERN_OK);
+    ok(run_until_count(loop, &a.messages, 1));
+    eq_str(b.last, "hello");
+    eq_str(a.last, "world");
+    eq_str(tern_dc_label(b.dc), "chat");
+    ok(!a.bad && !b.bad);
+    /* Both pcs stay on the loop: tern_loop_free removes them. */
     tern_loop_free(loop);
-    fake_pc_free(a.pc);
+    free_peer(&a);
+    free_peer(&b);
     tern_ctx_free(ctx);
 }
 
+/* A pc removes itself from the loop and frees itself in its own callback, with more messages
+ * for it on the way; then a pc removes and frees another one. */
 static void test_remove_in_callback(void)
 {
     tern_ctx_t *ctx = new_ctx();
     tern_loop_t *loop;
     eq_int(tern_loop_new(ctx, &loop), TERN_OK);
-    tern_pc_config_t cfg = {.include_loopback = true};
-    peer_t a = {.loop = loop}, b = {.loop = loop}, c = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &cfg);
-    b.pc = fake_pc_new(ctx, &cfg);
-    c.pc = fake_pc_new(ctx, &cfg);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
-    eq_int(tern_loop_add_pc(loop, b.pc, &peer_cbs, &b), TERN_OK);
-    eq_int(tern_loop_add_pc(loop, c.pc, &peer_cbs, &c), TERN_OK);
-    ok(run_until(loop, &c.gathered));
-
-    /* b removes and frees itself on its first message, with more datagrams already queued to
-     * it in the same batch: none of them may reach the freed pc. */
+    peer_t a, b;
+    ok(connect_pair(ctx, loop, &a, &b));
     b.remove_on_message = b.pc;
-    fake_send(a.pc, loopback_sock(a.pc, TERN_AF_INET), loopback_sock(b.pc, TERN_AF_INET),
-              "ping self", 20);
-    tern_pc_t *b_pc = b.pc;
+    for (int i = 0; i < 5; i++)
+        tern_dc_send_text(a.dc, tern_loop_now(loop), "hello", 5);
     ok(run_until_count(loop, &b.messages, 1));
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 10; i++)
         tern_loop_run_once(loop, 5);
     eq_int(b.messages, 1);
-    ok(b.removed_pc == b_pc);
-    eq_int(tern_loop_remove_pc(loop, b_pc), TERN_ERR_NOT_FOUND);
+    ok(b.removed_peer == &b && b.pc == NULL);
 
-    /* c removes a (another pc) on its first message while pings go to both a and c. */
-    c.remove_on_message = a.pc;
-    tern_pc_t *a_pc = a.pc;
-    fake_send(c.pc, loopback_sock(c.pc, TERN_AF_INET), loopback_sock(a.pc, TERN_AF_INET),
-              "ping other", 10);
-    fake_send(c.pc, loopback_sock(c.pc, TERN_AF_INET), loopback_sock(c.pc, TERN_AF_INET),
-              "ping other", 10);
+    peer_t c, d;
+    ok(connect_pair(ctx, loop, &c, &d));
+    c.remove_on_message = d.pc; /* c removes d when d's message arrives */
+    ok(run_until(loop, &d.open));
+    for (int i = 0; i < 5; i++)
+        tern_dc_send_text(d.dc, tern_loop_now(loop), "hello", 5);
     ok(run_until_count(loop, &c.messages, 1));
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 10; i++)
         tern_loop_run_once(loop, 5);
-    ok(c.removed_pc == a_pc);
-    eq_int(tern_loop_remove_pc(loop, a_pc), TERN_ERR_NOT_FOUND);
-    ok(!a.bad_message && !b.bad_message && !c.bad_message);
+    ok(c.removed_peer == &d && d.pc == NULL);
+    ok(!a.bad && !b.bad && !c.bad && !d.bad);
     tern_loop_free(loop);
-    fake_pc_free(c.pc);
+    free_peer(&a);
+    free_peer(&c);
     tern_ctx_free(ctx);
 }
-
-/* Transmits from an address the pc has no socket for are dropped; the loop goes on. */
-static void test_unknown_source(void)
-{
-    tern_ctx_t *ctx = new_ctx();
-    tern_loop_t *loop;
-    eq_int(tern_loop_new(ctx, &loop), TERN_OK);
-    tern_pc_config_t cfg = {.include_loopback = true};
-    peer_t a = {.loop = loop}, b = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &cfg);
-    b.pc = fake_pc_new(ctx, &cfg);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
-    eq_int(tern_loop_add_pc(loop, b.pc, &peer_cbs, &b), TERN_OK);
-    tern_addr_t bogus;
-    tern_addr_parse("127.0.0.1:9", &bogus);
-    fake_send(a.pc, &bogus, loopback_sock(b.pc, TERN_AF_INET), "ping lost", 3);
-    fake_send(a.pc, loopback_sock(a.pc, TERN_AF_INET), loopback_sock(b.pc, TERN_AF_INET),
-              "ping kept", 1);
-    ok(run_until_count(loop, &a.pongs, 1));
-    eq_int(loop->tx_dropped_no_socket, 3);
-    eq_int(b.messages, 1);
-    tern_loop_free(loop);
-    fake_pc_free(a.pc);
-    fake_pc_free(b.pc);
-    tern_ctx_free(ctx);
-}
-
-typedef struct cross_post {
-    peer_t *from;
-    const tern_addr_t *to;
-} cross_post_t;
 
 static void post_send(void *arg)
 {
-    cross_post_t *cp = arg;
-    fake_send(cp->from->pc, loopback_sock(cp->from->pc, TERN_AF_INET), cp->to, "ping posted", 1);
+    peer_t *p = arg;
+    if (tern_dc_send_text(p->dc, tern_loop_now(p->loop), "posted", 6) != 0)
+        p->bad = true;
 }
 
 static void *post_from_thread(void *arg)
 {
-    cross_post_t *cp = arg;
-    tern_loop_post(cp->from->loop, post_send, cp);
+    peer_t *p = arg;
+    if (tern_loop_post(p->loop, post_send, p) != 0)
+        p->bad = true;
     return NULL;
 }
 
-/* A command issued by a function posted from another thread is drained in that iteration. */
+/* A command issued by a function posted from another thread reaches the peer. */
 static void test_post_drives_pc(void)
 {
     tern_ctx_t *ctx = new_ctx();
     tern_loop_t *loop;
     eq_int(tern_loop_new(ctx, &loop), TERN_OK);
-    tern_pc_config_t cfg = {.include_loopback = true};
-    peer_t a = {.loop = loop}, b = {.loop = loop};
-    a.pc = fake_pc_new(ctx, &cfg);
-    b.pc = fake_pc_new(ctx, &cfg);
-    eq_int(tern_loop_add_pc(loop, a.pc, &peer_cbs, &a), TERN_OK);
-    eq_int(tern_loop_add_pc(loop, b.pc, &peer_cbs, &b), TERN_OK);
-    ok(run_until(loop, &b.gathered));
-    cross_post_t cp = {&a, loopback_sock(b.pc, TERN_AF_INET)};
+    peer_t a, b;
+    ok(connect_pair(ctx, loop, &a, &b));
     pthread_t th;
-    pthread_create(&th, NULL, post_from_thread, &cp);
-    ok(run_until_count(loop, &a.pongs, 1));
+    pthread_create(&th, NULL, post_from_thread, &a);
+    ok(run_until_count(loop, &b.messages, 1));
     pthread_join(th, NULL);
-    tern_loop_remove_pc(loop, a.pc);
-    tern_loop_remove_pc(loop, b.pc);
+    eq_str(b.last, "posted");
+    ok(!a.bad && !b.bad);
+    eq_int(tern_loop_remove_pc(loop, a.pc), TERN_OK);
+    eq_int(tern_loop_remove_pc(loop, b.pc), TERN_OK);
     tern_loop_free(loop);
-    fake_pc_free(a.pc);
-    fake_pc_free(b.pc);
+    free_peer(&a);
+    free_peer(&b);
     tern_ctx_free(ctx);
 }
 
@@ -1092,9 +835,10 @@ static void test_failmalloc(void)
     tern_pc_config_t pc_cfg = {.include_loopback = true};
     bool completed = false, reported = true;
     for (int fail_at = 0; fail_at < 200 && !completed; fail_at++) {
-        alloc_countdown = fail_at;
         tern_loop_t *loop = NULL;
-        tern_pc_t *pc = fake_pc_new(ctx, &pc_cfg);
+        tern_pc_t *pc = NULL;
+        tern_pc_new(ctx, &pc_cfg, 1000000, &pc);
+        alloc_countdown = fail_at;
         int posts = 0;
         int rc = tern_loop_new(ctx, &loop);
         if (rc == TERN_OK)
@@ -1111,7 +855,7 @@ static void test_failmalloc(void)
         }
         alloc_countdown = -1;
         tern_loop_free(loop);
-        fake_pc_free(pc);
+        tern_pc_free(pc);
     }
     ok(completed);
     ok(reported);
@@ -1174,9 +918,7 @@ int main(void)
     subtest("log sink", test_log_stderr);
     subtest("pc sockets", test_bind_sockets);
     subtest("pc exchange", test_exchange);
-    subtest("pc and ctx timers", test_pc_and_ctx_timers);
     subtest("remove in callback", test_remove_in_callback);
-    subtest("unknown source", test_unknown_source);
     subtest("post drives pc", test_post_drives_pc);
     subtest("failmalloc", test_failmalloc);
     return check_done();
