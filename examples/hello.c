@@ -34,10 +34,12 @@ static void on_open(tern_dc_t *dc, void *user)
         tern_dc_send_text(dc, tern_loop_now(self->loop), "hello, bob", 10);
 }
 
+/* A channel the other side created; its open callback follows, as in the W3C API. */
 static void on_data_channel(tern_pc_t *pc, void *user, tern_dc_t *dc)
 {
     (void)pc;
-    on_open(dc, user);
+    peer_t *self = user;
+    printf("%s: the peer created channel \"%s\"\n", self->name, tern_dc_label(dc));
 }
 
 static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t len, bool is_text)
