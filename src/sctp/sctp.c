@@ -46,6 +46,8 @@
 #define SCTP_COMMON_HEADER 12
 /* Where the CRC32c checksum sits in the common header (RFC 4960 §3.1). */
 #define SCTP_CHECKSUM_OFFSET 8
+/* Longest an outgoing stream reset waits for our data to be acknowledged (issue_resets). */
+#define RESET_MAX_WAIT_US TERN_SEC(1)
 /* Smallest IPv4 datagram every host accepts (RFC 791); an SCTP MTU below it is a mistake. */
 #define MIN_MTU 576
 
@@ -78,6 +80,11 @@ struct tern_sctp {
     uint32_t r_ppid;
     bool r_unordered;
     bool r_started;
+
+    /* outgoing stream resets asked for and not yet handed to usrsctp (see issue_resets) */
+    uint8_t reset_wanted[TERN_SCTP_STREAMS / 8];
+    unsigned reset_wanted_count;
+    tern_time_t reset_wanted_since;
 
     /* the rest of a message usrsctp took only the head of (explicit EOR) */
     uint8_t *tail;
@@ -126,6 +133,7 @@ static struct {
 } g_sctp;
 
 static int flush_tail(struct tern_sctp *s);
+static void issue_resets(struct tern_sctp *s, tern_time_t now);
 
 /* ---- process-wide stack ---- */
 
@@ -800,6 +808,7 @@ bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out)
         int r = read_once(s, out);
         if (r < 0) {
             release_held(s); /* reading may have sent a window update SACK */
+            issue_resets(s, s->now);
             break;
         }
         got = r > 0;
@@ -936,26 +945,68 @@ int tern_sctp_send(tern_sctp_t *s, tern_time_t now, uint16_t stream, uint32_t pp
     return ret;
 }
 
+static bool reset_wanted(const struct tern_sctp *s, uint16_t stream)
+{
+    return (s->reset_wanted[stream / 8] >> (stream % 8)) & 1;
+}
+
+static bool data_in_flight(struct tern_sctp *s)
+{
+    struct sctp_status st;
+    socklen_t len = sizeof st;
+    memset(&st, 0, sizeof st);
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) != 0)
+        return false;
+    return st.sstat_unackdata > 0;
+}
+
+/*
+ * Hand the wanted outgoing resets to usrsctp, which marks the streams pending, sends the request
+ * once their queues are empty and batches what comes while one is outstanding (RFC 6525
+ * §5.1.2). We wait until none of our data is unacknowledged (or a second at most): a peer
+ * running usrsctp that gets a request naming a TSN it still misses answers "in progress" and
+ * may never finish the reset (see hold_reset_request); once everything is acknowledged, it
+ * resets at once.
+ */
+static void issue_resets(struct tern_sctp *s, tern_time_t now)
+{
+    if (!s->reset_wanted_count || s->state != TERN_SCTP_STATE_CONNECTED)
+        return;
+    if (now - s->reset_wanted_since < RESET_MAX_WAIT_US && data_in_flight(s))
+        return;
+    size_t size = sizeof(struct sctp_reset_streams) + s->reset_wanted_count * sizeof(uint16_t);
+    struct sctp_reset_streams *req = tern_calloc(s->ctx, 1, size);
+    if (!req)
+        return; /* try again at the next poll */
+    req->srs_assoc_id = SCTP_ALL_ASSOC;
+    req->srs_flags = SCTP_STREAM_RESET_OUTGOING;
+    for (uint16_t id = 0; id < TERN_SCTP_STREAMS; id++)
+        if (reset_wanted(s, id))
+            req->srs_stream_list[req->srs_number_streams++] = id;
+    /* Not counted as a call of the owner: from a global tick, what this sends needs on_pending. */
+    int ret = setopt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, req, size, "SCTP_RESET_STREAMS");
+    tern_free(s->ctx, req);
+    if (ret != TERN_OK)
+        return; /* logged; the association is going away */
+    memset(s->reset_wanted, 0, sizeof s->reset_wanted);
+    s->reset_wanted_count = 0;
+}
+
 int tern_sctp_reset_stream(tern_sctp_t *s, tern_time_t now, uint16_t stream)
 {
     if (!s || stream >= TERN_SCTP_STREAMS)
         return TERN_ERR_INVALID_ARG;
     if (s->state != TERN_SCTP_STATE_CONNECTED)
         return TERN_ERR_INVALID_STATE;
-    uint8_t storage[sizeof(struct sctp_reset_streams) + sizeof(uint16_t)];
-    struct sctp_reset_streams *req = (struct sctp_reset_streams *)(void *)storage;
-    memset(storage, 0, sizeof storage);
-    req->srs_assoc_id = SCTP_ALL_ASSOC;
-    req->srs_flags = SCTP_STREAM_RESET_OUTGOING;
-    req->srs_number_streams = 1;
-    req->srs_stream_list[0] = stream;
     enter(s, now);
-    /* usrsctp marks the stream pending, sends the request once its queue is empty, and batches
-     * requests made while one is outstanding (RFC 6525 §5.1.2). */
-    int ret =
-        setopt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, storage, sizeof storage, "SCTP_RESET_STREAMS");
+    if (!reset_wanted(s, stream)) {
+        if (s->reset_wanted_count++ == 0)
+            s->reset_wanted_since = s->now;
+        s->reset_wanted[stream / 8] |= (uint8_t)(1u << (stream % 8));
+    }
+    issue_resets(s, s->now);
     leave(s);
-    return ret;
+    return TERN_OK;
 }
 
 int tern_sctp_close(tern_sctp_t *s, tern_time_t now)
@@ -1019,9 +1070,14 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
         elapsed_ms = UINT32_MAX;
     g_sctp.in_tick = true;
     usrsctp_handle_timers((uint32_t)elapsed_ms);
-    /* A delayed SACK sent by the tick may release a held reset request. */
-    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next)
+    /* A delayed SACK sent by the tick may release a held reset request, and a reset waiting
+     * for acknowledgements goes after a while anyway. */
+    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {
+        if (now > s->now)
+            s->now = now;
         release_held(s);
+        issue_resets(s, now);
+    }
     g_sctp.in_tick = false;
     /* on_pending only notes the owner (sctp.h), so the list cannot change under us. */
     for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {

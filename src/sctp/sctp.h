@@ -198,10 +198,10 @@ int tern_sctp_send(tern_sctp_t *s, tern_time_t now, uint16_t stream, uint32_t pp
 /**
  * Reset the outgoing side of a stream (RFC 6525 §5.1.2, Outgoing SSN Reset Request): the peer
  * sees TERN_SCTP_EV_STREAM_RESET incoming, and we see one with outgoing once it is done.
- * Messages already queued on the stream are sent first. A reset is retried while the peer
- * answers "in progress", and requests made while one is in flight are batched.
- * @return 0; TERN_ERR_INVALID_STATE unless connected; TERN_ERR_INVALID_ARG for a bad stream;
- *         TERN_ERR_NOMEM.
+ * Messages already queued on the stream are sent first. The request waits (a second at most)
+ * until none of our data is unacknowledged, is retried while the peer answers "in progress",
+ * and requests made meanwhile are batched.
+ * @return 0; TERN_ERR_INVALID_STATE unless connected; TERN_ERR_INVALID_ARG for a bad stream.
  */
 int tern_sctp_reset_stream(tern_sctp_t *s, tern_time_t now, uint16_t stream);
 
