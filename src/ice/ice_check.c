@@ -418,7 +418,9 @@ static void send_check(tern_ice_t *ice, int index)
     t->prflx_priority = tern_ice_priority(TERN_ICE_CAND_PRFLX, base->local_pref, 1);
     t->use_candidate = ice->controlling && p->nominate_pending;
     t->rto_us = initial_rto(ice);
-    p->state = PAIR_IN_PROGRESS;
+    /* A valid pair being nominated stays valid (and selected) while the check runs. */
+    if (p->state != PAIR_SUCCEEDED)
+        p->state = PAIR_IN_PROGRESS;
     p->txn = (int)(t - ice->txns);
     ice->checks_started = true;
     if (ice->checking_since == 0)

@@ -594,6 +594,9 @@ static void test_dual_stack(void)
     expect_selected(0, "[2001:db8::1]:1000", "[2001:db8::2]:2000");
     expect_selected(1, "[2001:db8::2]:2000", "[2001:db8::1]:1000");
     eq_int(peers[0].ice->pair_count, 2); /* no cross-family pairs */
+    /* The IPv4 pair (trickled first) works first and is selected, then the better IPv6 pair,
+     * nominated at once since nothing better can come: three selected-pair events. */
+    eq_int(peers[0].selected_events, 3);
 }
 
 static void test_pair_priority(void)
