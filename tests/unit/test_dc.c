@@ -911,6 +911,121 @@ static void test_association_end(void)
     peer_free(&pb);
 }
 
+/* ---- allocation failures: fail the Nth allocation of one peer, for every N ---- */
+
+static long fail_at, alloc_count;
+
+static bool fail_now(void)
+{
+    return ++alloc_count == fail_at;
+}
+
+static void *fm_malloc(size_t n, void *user)
+{
+    (void)user;
+    return fail_now() ? NULL : malloc(n);
+}
+
+static void *fm_calloc(size_t n, size_t size, void *user)
+{
+    (void)user;
+    return fail_now() ? NULL : calloc(n, size);
+}
+
+static void *fm_realloc(void *p, size_t n, void *user)
+{
+    (void)user;
+    return fail_now() ? NULL : realloc(p, n);
+}
+
+static void fm_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+/* A whole life of a pc's data channels on peer A, with A's allocations failing at fail_at. */
+static void failmalloc_scenario(tern_ctx_t *fctx)
+{
+    peer_new(&pb, NULL);
+    memset(&pa, 0, sizeof pa);
+    tern_dcm_config_t dc_cfg = {.on_pending = on_pending, .owner = &pa};
+    tern_sctp_config_t sc = {.on_pending = on_pending, .owner = &pa};
+    tern_dc_t *a1 = NULL, *a2 = NULL;
+    tern_dc_init_t neg = {.negotiated = true, .id = 9};
+    static uint8_t big[100000];
+    if (tern_dcm_new(fctx, &dc_cfg, &pa.dcm) != TERN_OK)
+        goto out;
+    tern_dcm_create_channel(pa.dcm, now, "x", NULL, &a1);
+    tern_dcm_create_channel(pb.dcm, now, "n", &neg, &a2);
+    tern_dcm_create_channel(pa.dcm, now, "n", &neg, &a2);
+    if (tern_dcm_set_dtls_role(pa.dcm, true) != TERN_OK ||
+        tern_sctp_new(fctx, &sc, now, &pa.sctp) != TERN_OK)
+        goto out;
+    tern_sctp_connect(pa.sctp, now);
+    tern_dcm_attach(pa.dcm, now, pa.sctp, 262144);
+    peer_start(&pb, false, 0, 0);
+    for (int k = 0; k < 100 && tern_sctp_state(pa.sctp) != TERN_SCTP_STATE_CONNECTED; k++)
+        tick();
+    tern_dc_t *b = remote_channel(&pb, 0);
+    if (b) {
+        tern_dc_send(b, now, big, 20000);
+        tern_dc_send_text(b, now, "hi", 2);
+    }
+    /* a1 and a2 may have failed and been closed: only use them while known open */
+    if (a1 && count(&pa, TERN_EV_DC_CLOSE, a1) == 0 && tern_dc_state(a1) == TERN_DC_STATE_OPEN) {
+        tern_dc_send(a1, now, big, sizeof big);
+        tern_dc_send(a1, now, big, 10);
+        /* with the path cut, sends queue up in the manager */
+        pa.drop_out = true;
+        for (int i = 0; i < 60; i++)
+            tern_dc_send(a1, now, big, 30000);
+        run(2);
+        pa.drop_out = false;
+        run(200);
+        if (count(&pa, TERN_EV_DC_CLOSE, a1) == 0)
+            tern_dc_close(a1, now);
+    }
+    run(30);
+    if (fail_at == 0) {
+        /* the reference run: everything worked */
+        ok(b != NULL);
+        eq_int(count(&pa, TERN_EV_DC_MESSAGE, NULL), 2);
+        eq_int(count(&pb, TERN_EV_DC_MESSAGE, NULL), 62);
+        eq_int(count(&pb, TERN_EV_DC_CLOSE, b), 1);
+    }
+    tern_dcm_close_all(pa.dcm, now);
+    run(10);
+out:
+    peer_free(&pa);
+    peer_free(&pb);
+}
+
+static void test_failmalloc(void)
+{
+    tern_mem_t mem = {NULL, fm_malloc, fm_calloc, fm_realloc, fm_free};
+    static uint64_t seed = 11;
+    tern_ctx_config_t cfg = {
+        .mem = &mem, .random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
+    tern_ctx_t fctx;
+    memset(&fctx, 0, sizeof fctx);
+    eq_int(tern_ctx_init_base(&fctx, &cfg), 0);
+    long runs = 0;
+    fail_at = 0;
+    failmalloc_scenario(&fctx);
+    printf("# %ld allocations in the reference run\n", alloc_count);
+    for (fail_at = 1; fail_at < 100000; fail_at++) {
+        alloc_count = 0;
+        failmalloc_scenario(&fctx);
+        runs++;
+        if (alloc_count < fail_at)
+            break; /* the scenario ran without meeting the failure: every point was covered */
+    }
+    ok(runs > 20);
+    printf("# %ld allocation failure points\n", runs - 1);
+    fail_at = 0;
+}
+
 static void test_bad_args(void)
 {
     tern_dcm_t *m = NULL;
@@ -959,5 +1074,6 @@ int main(void)
     subtest("many channels", test_many_channels_fair);
     subtest("association end", test_association_end);
     subtest("bad args", test_bad_args);
+    subtest("failmalloc", test_failmalloc);
     return check_done();
 }
