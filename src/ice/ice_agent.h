@@ -33,7 +33,8 @@
 
 #define ICE_TXQ_ENTRIES 64 /* datagrams waiting to be polled */
 
-/* Largest STUN message the agent writes (USERNAME is at most 513 bytes, RFC 8489 §14.3). */
+/* Largest STUN message the agent writes: two ufrags of at most 256 chars (RFC 8839 §5.4) in
+ * USERNAME, and a few fixed-size attributes. */
 #define ICE_STUN_MAX 1024
 
 typedef enum {

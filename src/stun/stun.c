@@ -8,7 +8,11 @@
 
 #include <string.h>
 
-/* RFC 8489 §14.3, §14.8, §14.9, §14.10, §14.14: maximum value sizes of text attributes. */
+/*
+ * Maximum value sizes of text attributes. USERNAME: RFC 8489 §14.3 asks senders for fewer than
+ * 509 bytes, RFC 5389 §15.3 allowed fewer than 513, which is what receivers accept. REALM,
+ * NONCE, SOFTWARE and the reason phrase: up to 763 bytes (RFC 8489 §14.8-§14.10, §14.14).
+ */
 #define MAX_USERNAME_BYTES 512
 #define MAX_TEXT_BYTES 763
 

@@ -168,7 +168,7 @@ typedef struct tern_stun_msg {
     tern_addr_t response_origin;
     tern_addr_t other_address;
 
-    tern_stun_bytes_t username; /**< UTF-8, < 513 bytes (RFC 8489 §14.3) */
+    tern_stun_bytes_t username; /**< UTF-8, at most 512 bytes (RFC 5389 §15.3) */
     tern_stun_bytes_t software;
     tern_stun_bytes_t realm;
     tern_stun_bytes_t nonce;
