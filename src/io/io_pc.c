@@ -525,21 +525,30 @@ int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t
     return TERN_OK;
 }
 
-int tern_loop_remove_pc(tern_loop_t *loop, tern_pc_t *pc)
+/* Send what the pc has queued and not yet handed over: after tern_pc_close, its DTLS
+ * close_notify (RFC 5246 §7.2.1, kept by DTLS 1.2), so the peer learns at once rather than by
+ * its consent timeout. Events stay queued: no callback runs inside tern_loop_remove_pc. */
+static void send_queued(tern_loop_t *loop, tern_io_pc_t *e)
 {
-    if (!loop || !pc)
-        return TERN_ERR_INVALID_ARG;
-    tern_io_pc_t *e = tern_io_map_get(&loop->pcs, pc);
-    if (!e)
-        return TERN_ERR_NOT_FOUND;
-    tern_io_map_remove(&loop->pcs, pc);
+    tern_transmit_t t;
+    for (int i = 0; i < 4 * TERN_IO_BATCH && tern_pc_poll_transmit(e->pc, &t); i++)
+        queue_transmit(loop, e, &t);
+    if (loop->tx.count > 0 && loop->tx.sock->owner == e)
+        tern_io_pc_flush(loop);
+}
+
+/* Stop driving an entry. touch_pc: the pc is still alive and may be polled. */
+static void remove_entry(tern_loop_t *loop, tern_io_pc_t *e, bool touch_pc)
+{
+    tern_io_map_remove(&loop->pcs, e->pc);
     e->removed = true;
     tern_io_heap_remove(&loop->heap, &e->timer);
     tern_io_heap_unreserve(&loop->heap);
     unlink_dirty(loop, e);
     unlink_entry(loop, e);
-    /* What the pc already handed over still leaves (a close_notify, say). */
-    if (loop->tx.count > 0 && loop->tx.sock->owner == e)
+    if (touch_pc)
+        send_queued(loop, e);
+    else if (loop->tx.count > 0 && loop->tx.sock->owner == e)
         tern_io_pc_flush(loop);
     for (size_t i = 0; i < e->sock_count; i++)
         close_sock(loop, &e->socks[i]);
@@ -550,6 +559,16 @@ int tern_loop_remove_pc(tern_loop_t *loop, tern_pc_t *pc)
     } else {
         free_entry(loop, e);
     }
+}
+
+int tern_loop_remove_pc(tern_loop_t *loop, tern_pc_t *pc)
+{
+    if (!loop || !pc)
+        return TERN_ERR_INVALID_ARG;
+    tern_io_pc_t *e = tern_io_map_get(&loop->pcs, pc);
+    if (!e)
+        return TERN_ERR_NOT_FOUND;
+    remove_entry(loop, e, true);
     return TERN_OK;
 }
 
@@ -564,7 +583,8 @@ void tern_io_pc_free_dead(tern_loop_t *loop)
 
 void tern_io_pc_remove_all(tern_loop_t *loop)
 {
+    /* The application may have freed its pcs already: tern_loop_free never calls into them. */
     while (loop->pc_list)
-        tern_loop_remove_pc(loop, loop->pc_list->pc);
+        remove_entry(loop, loop->pc_list, false);
     tern_io_pc_free_dead(loop);
 }

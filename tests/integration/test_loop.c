@@ -474,6 +474,8 @@ typedef struct peer {
     bool bad;
     tern_dc_t *dc;
     bool open;
+    bool closed; /* the channel's on_close ran */
+    tern_pc_state_t state;
     int messages;
     char last[64];
     /* what the callbacks do */
@@ -538,6 +540,20 @@ static void on_open(tern_dc_t *dc, void *user)
     p->open = true;
 }
 
+static void on_close(tern_dc_t *dc, void *user)
+{
+    peer_t *p = user;
+    (void)dc;
+    p->closed = true;
+}
+
+static void on_connection_state(tern_pc_t *pc, void *user, tern_pc_state_t s)
+{
+    peer_t *p = user;
+    (void)pc;
+    p->state = s;
+}
+
 static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t len, bool is_text)
 {
     peer_t *p = user;
@@ -567,6 +583,8 @@ static const tern_pc_callbacks_t peer_cbs = {
     .on_data_channel = on_data_channel,
     .on_open = on_open,
     .on_message = on_message,
+    .on_close = on_close,
+    .on_connection_state = on_connection_state,
 };
 
 static bool new_peer(tern_ctx_t *ctx, tern_loop_t *loop, peer_t *p, const tern_pc_config_t *cfg)
@@ -748,6 +766,26 @@ static void test_remove_in_callback(void)
     tern_ctx_free(ctx);
 }
 
+/* tern_pc_close then tern_loop_remove_pc at once: the close still reaches the peer (long before
+ * its 30 s consent timeout, which is past the give-up time here). */
+static void test_close_then_remove(void)
+{
+    tern_ctx_t *ctx = new_ctx();
+    tern_loop_t *loop;
+    eq_int(tern_loop_new(ctx, &loop), TERN_OK);
+    peer_t a, b;
+    ok(connect_pair(ctx, loop, &a, &b));
+    ok(run_until(loop, &b.open));
+    eq_int(tern_pc_close(a.pc, tern_loop_now(loop)), TERN_OK);
+    eq_int(tern_loop_remove_pc(loop, a.pc), TERN_OK);
+    ok(run_until(loop, &b.closed));
+    ok(!a.bad && !b.bad);
+    tern_loop_free(loop);
+    free_peer(&a);
+    free_peer(&b);
+    tern_ctx_free(ctx);
+}
+
 static void post_send(void *arg)
 {
     peer_t *p = arg;
@@ -919,6 +957,7 @@ int main(void)
     subtest("pc sockets", test_bind_sockets);
     subtest("pc exchange", test_exchange);
     subtest("remove in callback", test_remove_in_callback);
+    subtest("close then remove", test_close_then_remove);
     subtest("post drives pc", test_post_drives_pc);
     subtest("failmalloc", test_failmalloc);
     return check_done();
