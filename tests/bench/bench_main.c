@@ -345,6 +345,34 @@ static const char *build_type(void)
 #endif
 }
 
+/* The 1-minute load average; -1 if unknown. */
+static double load_average(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* Other processes running on the cores make wall-clock figures meaningless: say so. */
+static void note_load(const char *when)
+{
+    double load = load_average();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (load < 0)
+        return;
+    if (load > 0.5)
+        bench_note("load average %s: %.2f on %ld cores: other processes compete for the CPU, "
+                   "wall-clock figures are not comparable (CPU-second figures still are)",
+                   when, load, cores);
+    else
+        bench_note("load average %s: %.2f", when, load);
+}
+
 static void print_header(const bench_opts_t *o)
 {
     char cpu[256];
@@ -362,6 +390,7 @@ static void print_header(const bench_opts_t *o)
 #endif
     bench_note("units: MB = 10^6 bytes, KiB = 1024 bytes, CPU s = user + system of the "
                "process(es)");
+    note_load("at start");
 }
 
 /* ---- running each benchmark in its own process ---- */
@@ -484,6 +513,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tern-bench: --only %s selects no benchmark (see --list)\n", opts.only);
         return 2;
     }
+    note_load("at end");
     bench_note("%d benchmark(s), %d could not run, %.1f s in all", ran, failed,
                (double)(bench_clock_ns() - t0) / 1e9);
     return failed ? 1 : 0;
