@@ -385,6 +385,12 @@ void tern_loop_free(tern_loop_t *loop)
     }
     tern_io_pc_remove_all(loop);
     free_timers(loop);
-    TERN_LOG_DEBUG(loop->ctx, "io", "loop %u freed", loop->id);
+    TERN_LOG_DEBUG(
+        loop->ctx, "io",
+        "loop %u freed: rx %llu datagrams (%llu errors), tx %llu (%llu dropped full, "
+        "%llu without socket, %llu errors)",
+        loop->id, (unsigned long long)loop->rx_datagrams, (unsigned long long)loop->rx_errors,
+        (unsigned long long)loop->tx_datagrams, (unsigned long long)loop->tx_dropped_full,
+        (unsigned long long)loop->tx_dropped_no_socket, (unsigned long long)loop->tx_errors);
     release(loop);
 }

@@ -42,7 +42,7 @@ struct tern_io_pc {
     tern_pc_t *pc;
     tern_pc_callbacks_t cbs;
     void *user;
-    uint32_t id; /* short id for log lines */
+    uint32_t id; /* short id for log lines ("driver 7"): the pc's own id is not public */
 
     /* state */
     tern_io_sock_t *socks;

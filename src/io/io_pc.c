@@ -46,18 +46,19 @@ static bool open_sock(tern_loop_t *loop, tern_io_pc_t *e, const tern_addr_t *add
     s->owner = e;
     s->fd = tern_io_udp_bind(addr, &s->local);
     if (s->fd < 0) {
-        TERN_LOG_WARN(loop->ctx, "io", "pc %u cannot bind %s: %s", e->id,
+        TERN_LOG_WARN(loop->ctx, "io", "driver %u cannot bind %s: %s", e->id,
                       tern_addr_log(loop->ctx, addr, buf), strerror(errno));
         return false;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
-        TERN_LOG_WARN(loop->ctx, "io", "pc %u cannot poll a socket: %s", e->id, strerror(errno));
+        TERN_LOG_WARN(loop->ctx, "io", "driver %u cannot poll a socket: %s", e->id,
+                      strerror(errno));
         close(s->fd);
         s->fd = -1;
         return false;
     }
-    TERN_LOG_DEBUG(loop->ctx, "io", "pc %u socket bound %s", e->id,
+    TERN_LOG_DEBUG(loop->ctx, "io", "driver %u socket bound %s", e->id,
                    tern_addr_log(loop->ctx, &s->local, buf));
     return true;
 }
@@ -82,8 +83,8 @@ static void log_send_error(tern_loop_t *loop, const tern_io_sock_t *s, int err)
     tern_log_level_t level =
         (loop->tx_errors & (loop->tx_errors - 1)) == 0 ? TERN_LOG_WARN : TERN_LOG_DEBUG;
     char buf[TERN_ADDR_STRLEN];
-    TERN_LOG_AT(loop->ctx, level, "io", "pc %u send from %s failed: %s (%llu errors)", s->owner->id,
-                tern_addr_log(loop->ctx, &s->local, buf), strerror(err),
+    TERN_LOG_AT(loop->ctx, level, "io", "driver %u send from %s failed: %s (%llu errors)",
+                s->owner->id, tern_addr_log(loop->ctx, &s->local, buf), strerror(err),
                 (unsigned long long)loop->tx_errors);
 }
 
@@ -118,7 +119,7 @@ static void queue_transmit(tern_loop_t *loop, tern_io_pc_t *e, const tern_transm
     if (!s || t->len > TERN_IO_SLOT_BYTES) {
         char buf[TERN_ADDR_STRLEN];
         loop->tx_dropped_no_socket++;
-        TERN_LOG_DEBUG(loop->ctx, "io", "pc %u transmit dropped: no socket for %s or %zu bytes",
+        TERN_LOG_DEBUG(loop->ctx, "io", "driver %u transmit dropped: no socket for %s or %zu bytes",
                        e->id, tern_addr_log(loop->ctx, &t->local, buf), t->len);
         return;
     }
@@ -361,7 +362,7 @@ void tern_io_pc_on_readable(tern_loop_t *loop, tern_io_sock_t *s)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 loop->rx_errors++;
-                TERN_LOG_DEBUG(loop->ctx, "io", "pc %u receive failed: %s", s->owner->id,
+                TERN_LOG_DEBUG(loop->ctx, "io", "driver %u receive failed: %s", s->owner->id,
                                strerror(errno));
                 /* An ICMP error queued on the socket is consumed by this call: read on. */
                 if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
@@ -508,7 +509,7 @@ int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t
     }
     int rc = tern_io_map_put(&loop->pcs, pc, e);
     if (rc == TERN_OK && open_socks(loop, e, addrs, (size_t)n) == 0) {
-        TERN_LOG_WARN(loop->ctx, "io", "pc %u has no usable local address", e->id);
+        TERN_LOG_WARN(loop->ctx, "io", "driver %u has no usable local address", e->id);
         rc = TERN_ERR_IO;
     }
     if (rc == TERN_OK)
@@ -520,6 +521,8 @@ int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t
         return rc;
     }
     link_entry(loop, e);
+    TERN_LOG_DEBUG(loop->ctx, "io", "driver %u drives a pc on loop %u with %zu sockets", e->id,
+                   loop->id, e->sock_count);
     /* Drained by the next iteration, not here: callbacks never run inside tern_loop_add_pc. */
     mark_dirty(loop, e);
     return TERN_OK;
@@ -552,7 +555,7 @@ static void remove_entry(tern_loop_t *loop, tern_io_pc_t *e, bool touch_pc)
         tern_io_pc_flush(loop);
     for (size_t i = 0; i < e->sock_count; i++)
         close_sock(loop, &e->socks[i]);
-    TERN_LOG_DEBUG(loop->ctx, "io", "pc %u removed", e->id);
+    TERN_LOG_DEBUG(loop->ctx, "io", "driver %u removed", e->id);
     if (loop->in_iteration) {
         e->next_dead = loop->dead;
         loop->dead = e;
