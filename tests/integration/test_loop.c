@@ -469,6 +469,7 @@ typedef struct peer {
     tern_pc_t *pc;
     struct peer *other; /* where candidates are trickled */
     int candidates, loopback_v4, loopback_v6, ipv6;
+    tern_addr_t loopback_addr; /* the 127.0.0.1 candidate's address */
     bool gathered;
     bool in_add_pc; /* set around tern_loop_add_pc: no callback may run then */
     bool bad;
@@ -494,8 +495,11 @@ static void count_candidate(peer_t *p, const char *candidate)
         return;
     }
     p->candidates++;
-    if (strcmp(addr, "127.0.0.1") == 0)
+    if (strcmp(addr, "127.0.0.1") == 0) {
         p->loopback_v4++;
+        tern_addr_parse("127.0.0.1", &p->loopback_addr);
+        p->loopback_addr.port = (uint16_t)port;
+    }
     if (strcmp(addr, "::1") == 0)
         p->loopback_v6++;
     if (strchr(addr, ':'))
@@ -786,6 +790,52 @@ static void test_close_then_remove(void)
     tern_ctx_free(ctx);
 }
 
+/* Garbage of every size up to the largest UDP payload, from a stranger, at a connected pc's
+ * socket: dropped and counted by the pc; the connection goes on. */
+static void test_hostile_input(void)
+{
+    tern_ctx_t *ctx = new_ctx();
+    tern_loop_t *loop;
+    eq_int(tern_loop_new(ctx, &loop), TERN_OK);
+    peer_t a, b;
+    ok(connect_pair(ctx, loop, &a, &b));
+    ok(b.loopback_addr.port != 0);
+    tern_addr_t any;
+    tern_addr_parse("127.0.0.1", &any);
+    tern_addr_t from;
+    int fd = tern_io_udp_bind(&any, &from);
+    ok(fd >= 0);
+    struct sockaddr_storage to;
+    socklen_t to_len = tern_io_addr_to_sockaddr(&b.loopback_addr, &to);
+    static uint8_t junk[65507];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)lcg();
+    int sent = 0;
+    for (int i = 0; i < 600; i++) {
+        size_t len = i == 0 ? sizeof junk : lcg() % 1500;
+        junk[0] = (uint8_t)(i % 256); /* every first byte: STUN, DTLS, RTP ranges and the rest */
+        if (sendto(fd, junk, len, 0, (struct sockaddr *)&to, to_len) == (ssize_t)len)
+            sent++;
+        if (i % 100 == 99)
+            tern_loop_run_once(loop, 0);
+    }
+    ok(sent > 0);
+    b.reply = true;
+    eq_int(tern_dc_send_text(a.dc, tern_loop_now(loop), "hello", 5), TERN_OK);
+    ok(run_until_count(loop, &a.messages, 1));
+    eq_str(a.last, "world");
+    tern_pc_stats_t stats;
+    tern_pc_get_stats(b.pc, &stats);
+    ok(stats.datagrams_dropped > 0);
+    eq_int(loop->rx_errors, 0); /* nothing truncated */
+    ok(!a.bad && !b.bad);
+    close(fd);
+    tern_loop_free(loop);
+    free_peer(&a);
+    free_peer(&b);
+    tern_ctx_free(ctx);
+}
+
 static void post_send(void *arg)
 {
     peer_t *p = arg;
@@ -958,6 +1008,7 @@ int main(void)
     subtest("pc exchange", test_exchange);
     subtest("remove in callback", test_remove_in_callback);
     subtest("close then remove", test_close_then_remove);
+    subtest("hostile input", test_hostile_input);
     subtest("post drives pc", test_post_drives_pc);
     subtest("failmalloc", test_failmalloc);
     return check_done();
