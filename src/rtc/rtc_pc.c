@@ -360,6 +360,9 @@ static bool pump_ice_events(tern_pc_t *pc, tern_time_t now)
                 break;
             pc->ice_state = ev.u.state;
             tern_rtc_queue_state_event(pc, TERN_EV_ICE_CONNECTION_STATE, ev.u.state);
+            /* No path is left: the channels end now rather than when SCTP gives up. */
+            if (ev.u.state == TERN_ICE_STATE_FAILED)
+                tern_dcm_detach(pc->dcm, now);
             tern_rtc_update_state(pc);
             break;
         case TERN_ICE_EV_SELECTED_PAIR:
