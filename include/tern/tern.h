@@ -157,6 +157,13 @@ TERN_EXPORT void tern_log_stderr(void *user, tern_log_level_t level, const char 
                                  const char *msg);
 
 /**
+ * The most verbose level the default logger's filter lets through (TERN_LOG read on first use).
+ * tern_loop_new gives it to a context whose sink it installs, so that disabled lines are never
+ * formatted: set the filter before tern_loop_new.
+ */
+TERN_EXPORT tern_log_level_t tern_log_stderr_max_level(void);
+
+/**
  * Set the default logger's filter from a TERN_LOG-style string (as read from the environment
  * on first use); NULL restores the environment's value.
  */
@@ -626,7 +633,11 @@ typedef struct tern_loop tern_loop_t;
  */
 TERN_EXPORT int tern_loop_new(tern_ctx_t *ctx, tern_loop_t **out);
 
-/** Free the loop, after removing (not freeing) every pc still on it. NULL is a no-op. */
+/**
+ * Free the loop, after removing (not freeing) every pc still on it. Posted functions already
+ * accepted run once, inside this call; the pcs still on the loop are never called (they may be
+ * freed already). Not from a callback of the loop. NULL is a no-op.
+ */
 TERN_EXPORT void tern_loop_free(tern_loop_t *loop);
 
 /** The loop's monotonic clock, in microseconds: the `now` to pass to the sans-IO calls. */
@@ -634,13 +645,13 @@ TERN_EXPORT tern_time_t tern_loop_now(const tern_loop_t *loop);
 
 /**
  * Run until tern_loop_stop is called.
- * @return 0; TERN_ERR_IO if epoll fails.
+ * @return 0; TERN_ERR_IO if epoll fails; TERN_ERR_INVALID_STATE from a callback of this loop.
  */
 TERN_EXPORT int tern_loop_run(tern_loop_t *loop);
 
 /**
  * Wait at most timeout_ms (-1: no limit) for something to do, do it, and return.
- * @return 0; TERN_ERR_IO if epoll fails.
+ * @return 0; TERN_ERR_IO if epoll fails; TERN_ERR_INVALID_STATE from a callback of this loop.
  */
 TERN_EXPORT int tern_loop_run_once(tern_loop_t *loop, int timeout_ms);
 
@@ -648,7 +659,8 @@ TERN_EXPORT int tern_loop_run_once(tern_loop_t *loop, int timeout_ms);
 TERN_EXPORT void tern_loop_stop(tern_loop_t *loop);
 
 /**
- * Run fn(arg) on the loop thread soon. The one call safe from any thread.
+ * Run fn(arg) on the loop thread soon. The one call safe from any thread (the context's
+ * allocator may be called from the posting thread, so a custom allocator must be thread-safe).
  * @return 0; TERN_ERR_NOMEM; TERN_ERR_CLOSED if the loop is being freed.
  */
 TERN_EXPORT int tern_loop_post(tern_loop_t *loop, void (*fn)(void *arg), void *arg);
@@ -688,16 +700,20 @@ typedef struct tern_pc_callbacks {
 /**
  * Drive a pc from the loop: bind a UDP socket on every usable interface (loopback only if the
  * pc's config asks for it), hand them to the pc, and deliver its events to the callbacks.
+ * No callback runs inside this call; events are delivered from the next iteration.
  * @param cbs   copied; may be NULL (events are then discarded).
  * @param user  passed to every callback.
- * @return 0; TERN_ERR_IO if no socket could be bound; TERN_ERR_NOMEM.
+ * @return 0; TERN_ERR_IO if no socket could be bound; TERN_ERR_INVALID_ARG for NULL;
+ *         TERN_ERR_INVALID_STATE if the pc is already on the loop; TERN_ERR_NOMEM.
  */
 TERN_EXPORT int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t *cbs,
                                  void *user);
 
 /**
- * Stop driving a pc and close its sockets; the pc itself is not freed. Safe from a callback of
- * that pc (the removal completes when the callback returns). @return 0; TERN_ERR_NOT_FOUND.
+ * Stop driving a pc and close its sockets; the pc itself is not freed. Datagrams the pc has
+ * already queued (the close_notify after tern_pc_close) are sent first; no callback runs. Safe
+ * from a callback of that pc (the removal completes when the callback returns).
+ * @return 0; TERN_ERR_NOT_FOUND.
  */
 TERN_EXPORT int tern_loop_remove_pc(tern_loop_t *loop, tern_pc_t *pc);
 

@@ -94,6 +94,8 @@ int tern_loop_new(tern_ctx_t *ctx, tern_loop_t **out)
     if (!ctx->log) {
         ctx->log = tern_log_stderr;
         ctx->log_user = NULL;
+        /* Lines the filter drops are then never formatted: the macros test ctx->log_level. */
+        ctx->log_level = tern_log_stderr_max_level();
     }
     loop->id = tern_ctx_new_object_id(ctx);
     TERN_LOG_DEBUG(ctx, "io", "loop %u created", loop->id);

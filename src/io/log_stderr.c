@@ -101,6 +101,13 @@ static tern_log_level_t level_for(const char *module)
     return level;
 }
 
+tern_log_level_t tern_log_stderr_max_level(void)
+{
+    level_for(""); /* loads the filter from the environment on first use */
+    int max = atomic_load(&filter_max_level);
+    return max < 0 ? TERN_LOG_TRACE : (tern_log_level_t)max;
+}
+
 void tern_log_stderr(void *user, tern_log_level_t level, const char *module, const char *msg)
 {
     (void)user;
