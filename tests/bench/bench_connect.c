@@ -131,23 +131,44 @@ static void on_control(bench_node_t *n, const char *type, uint32_t id, const cha
     check_done(st);
 }
 
+/* The slowest runs, step by step: which step the outliers lose their time in. */
+static void note_slowest(const connect_state_t *st)
+{
+    int n = st->done_runs, shown[3] = {-1, -1, -1};
+    for (int k = 0; k < 3 && k < n; k++) {
+        int worst = -1;
+        for (int i = 0; i < n; i++) {
+            bool taken = i == shown[0] || i == shown[1];
+            if (!taken && (worst < 0 || st->total_ms[i] > st->total_ms[worst]))
+                worst = i;
+        }
+        shown[k] = worst;
+        bench_note("%s: slow run %d: %.2f ms: ICE connected %.2f ms, DTLS %.2f ms, offerer's "
+                   "channel %.2f ms, answerer's %.2f ms",
+                   st->name, worst + 1, st->total_ms[worst], st->ice_ms[worst], st->dtls_ms[worst],
+                   st->open_ms[worst], st->answer_open_ms[worst]);
+    }
+}
+
 static void report(connect_state_t *st)
 {
     char name[96];
-    int n = st->done_runs, over_100 = 0, over_1000 = 0;
+    int n = st->done_runs, over_10 = 0, over_100 = 0, over_1000 = 0;
+    double mean = 0;
     for (int i = 0; i < n; i++) {
+        over_10 += st->total_ms[i] > 10;
         over_100 += st->total_ms[i] > 100;
         over_1000 += st->total_ms[i] > 1000;
+        mean += st->total_ms[i] / n;
     }
+    note_slowest(st);
+    /* bench_quantile sorts: the per-run arrays lose their order from here on. */
     double ice = bench_quantile(st->ice_ms, (size_t)n, 0.5);
     double dtls = bench_quantile(st->dtls_ms, (size_t)n, 0.5);
     double open = bench_quantile(st->open_ms, (size_t)n, 0.5);
     double answer = bench_quantile(st->answer_open_ms, (size_t)n, 0.5);
-    double mean = 0;
-    for (int i = 0; i < n; i++)
-        mean += st->total_ms[i] / n;
-    bench_note("%s: %d runs, mean %.2f ms, %d over 100 ms, %d over 1 s", st->name, n, mean,
-               over_100, over_1000);
+    bench_note("%s: %d runs, mean %.2f ms, %d over 10 ms, %d over 100 ms, %d over 1 s", st->name, n,
+               mean, over_10, over_100, over_1000);
     bench_note("%s: medians from create_offer, offerer side: ICE connected %.2f ms, DTLS "
                "connected %.2f ms, channel open %.2f ms; answerer's channel open %.2f ms",
                st->name, ice, dtls, open, answer);
