@@ -495,26 +495,28 @@ int main(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL); /* no SA_RESTART: the alarm interrupts waitpid */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    size_t chosen = 0;
+    for (size_t i = 0; i < BENCH_COUNT; i++)
+        chosen += selected(&opts, benches[i].name);
+    if (chosen == 0) {
+        fprintf(stderr, "tern-bench: --only %s selects no benchmark (see --list)\n", opts.only);
+        return 2;
+    }
     print_header(&opts);
 
-    int failed = 0, ran = 0;
+    int failed = 0;
     int64_t t0 = bench_clock_ns();
     for (size_t i = 0; i < BENCH_COUNT; i++) {
         if (!selected(&opts, benches[i].name))
             continue;
-        ran++;
         bench_note("%s: %s", benches[i].name, benches[i].what);
         int64_t t = bench_clock_ns();
         if (run_isolated(&opts, &benches[i]) != 0)
             failed++;
         bench_note("%s: took %.1f s", benches[i].name, (double)(bench_clock_ns() - t) / 1e9);
     }
-    if (ran == 0) {
-        fprintf(stderr, "tern-bench: --only %s selects no benchmark (see --list)\n", opts.only);
-        return 2;
-    }
     note_load("at end");
-    bench_note("%d benchmark(s), %d could not run, %.1f s in all", ran, failed,
+    bench_note("%zu benchmark(s), %d could not run, %.1f s in all", chosen, failed,
                (double)(bench_clock_ns() - t0) / 1e9);
     return failed ? 1 : 0;
 }
