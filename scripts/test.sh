@@ -18,6 +18,10 @@ run_suite() {
 ctest_args="$*"
 echo "== gcc, -Werror"
 CC=gcc run_suite "$top/build/gcc"
+echo "== clang, -Werror (unit, fuzz replay, lint)"
+ctest_args="-L unit|fuzz|lint $*"
+CC=clang run_suite "$top/build/clang"
+ctest_args="$*"
 echo "== gcc, ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     CC=gcc run_suite "$top/build/asan" -DTERN_SANITIZE=address,undefined
