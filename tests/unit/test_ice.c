@@ -1190,6 +1190,158 @@ static void test_memory_and_failmalloc(void)
     ctx.mem = saved;
 }
 
+static void test_role_conflict_487(void)
+{
+    /*
+     * Only A checks at first (B does not know A's candidates): both think they control, B has
+     * the larger tie-breaker and answers 487 (RFC 8445 §7.3.1.1); A yields and checks again.
+     */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(true);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    peers[0].ice->tie_breaker = 100;
+    peers[1].ice->tie_breaker = 900;
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    run_until(now + 25000);
+    ok(!tern_ice_is_controlling(peers[0].ice)); /* switched on the 487 answer */
+    eq_int(peers[0].role_events, 1);
+    eq_int(peers[1].role_events, 0);
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    ok(tern_ice_is_controlling(peers[1].ice));
+}
+
+static void test_frozen_foundations(void)
+{
+    /* Two remote candidates of one foundation: the second pair waits frozen (RFC 8445
+     * §6.1.2.6) until the first succeeds, which unfreezes it (§7.2.5.3.3). */
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000", "10.0.0.1:1001"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 2);
+    setup_peer(1, &cb, b, 1);
+    /* Two sockets on one IP share a foundation (RFC 8445 §5.1.1.3). */
+    eq_str(peers[0].cands[0].foundation, peers[0].cands[1].foundation);
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    eq_int(peers[0].ice->pair_count, 2);
+    eq_int(peers[0].ice->pairs[0].state, PAIR_IN_PROGRESS);
+    eq_int(peers[0].ice->pairs[1].state, PAIR_FROZEN);
+    run_until(now + 15000);
+    eq_int(peers[0].ice->pairs[1].state, PAIR_FROZEN);
+    run_until(now + 10000); /* the first answer is back */
+    ok(peers[0].ice->pairs[1].state != PAIR_FROZEN);
+    run_until(now + 1000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
+}
+
+static char logged_secret[64];
+static int secret_leaks, log_lines;
+
+static void secret_log(void *user, tern_log_level_t level, const char *module, const char *msg)
+{
+    (void)user;
+    (void)level;
+    (void)module;
+    log_lines++;
+    if (logged_secret[0] && strstr(msg, logged_secret))
+        secret_leaks++;
+}
+
+static void test_logs_keep_secrets(void)
+{
+    reset_world();
+    ctx.log = secret_log;
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    snprintf(logged_secret, sizeof logged_secret, "%s", tern_ice_local_pwd(peers[0].ice));
+    exchange_all();
+    run_until(now + 3000000);
+    eq_int(tern_ice_restart(peers[0].ice, now), 0);
+    run_until(now + 1000000);
+    ctx.log = NULL;
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    ok(log_lines > 10);
+    eq_int(secret_leaks, 0);
+    /* Addresses can be redacted. */
+    ctx.log = secret_log;
+    ctx.redact_addresses = true;
+    snprintf(logged_secret, sizeof logged_secret, "10.0.0.");
+    log_lines = 0;
+    tern_addr_t x = addr("10.0.0.7:7");
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &x), 0);
+    ok(log_lines > 0);
+    eq_int(secret_leaks, 0);
+    ctx.redact_addresses = false;
+    ctx.log = NULL;
+}
+
+static void send_signed(int to, const tern_datagram_t *shape, tern_stun_class_t cls,
+                        uint16_t method, const uint8_t *tid, const char *pwd, bool corrupt_fp)
+{
+    uint8_t buf[256];
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, cls, method, tid);
+    tern_addr_t mapped = shape->remote;
+    tern_stun_put_xor_addr(&sw, TERN_STUN_ATTR_XOR_MAPPED_ADDRESS, &mapped);
+    if (pwd)
+        tern_stun_put_integrity(&sw, (const uint8_t *)pwd, strlen(pwd));
+    tern_stun_put_fingerprint(&sw);
+    size_t len;
+    eq_int(tern_stun_writer_end(&sw, &len), 0);
+    if (corrupt_fp)
+        buf[len - 1] ^= 1;
+    tern_datagram_t d = *shape;
+    d.data = buf;
+    d.len = len;
+    eq_int(tern_ice_handle_input(peers[to].ice, now, &d), 0);
+}
+
+static void test_odd_messages(void)
+{
+    reset_world();
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    give_credentials(1, 0);
+    give_candidates(1, 0);
+    tern_transmit_t t;
+    ok(tern_ice_poll_transmit(peers[0].ice, &t));
+    tern_stun_msg_t req;
+    eq_int(tern_stun_parse(t.data, t.len, &req), 0);
+    uint8_t tid[12];
+    memcpy(tid, req.tid, sizeof tid);
+    const char *pwd = tern_ice_local_pwd(peers[1].ice);
+    tern_datagram_t path = {.local = t.local, .remote = t.remote};
+    uint64_t dropped = peers[0].ice->stats.dropped;
+    /* A broken fingerprint, another method, an indication: dropped or ignored, no change. */
+    send_signed(0, &path, TERN_STUN_SUCCESS, TERN_STUN_BINDING, tid, pwd, true);
+    send_signed(0, &path, TERN_STUN_SUCCESS, TERN_STUN_ALLOCATE, tid, pwd, false);
+    send_signed(0, &path, TERN_STUN_INDICATION, TERN_STUN_BINDING, tid, NULL, false);
+    eq_int(peers[0].ice->stats.dropped, dropped + 2);
+    eq_int(peers[0].ice->pairs[0].state, PAIR_IN_PROGRESS);
+    /* The right answer from the wrong address: not symmetric, the pair fails (§7.2.5.2.1). */
+    tern_datagram_t wrong = path;
+    wrong.remote = addr("10.0.0.2:2999");
+    send_signed(0, &wrong, TERN_STUN_SUCCESS, TERN_STUN_BINDING, tid, pwd, false);
+    eq_int(peers[0].ice->pairs[0].state, PAIR_FAILED);
+    tern_ice_stats_t st;
+    tern_ice_get_stats(peers[0].ice, &st);
+    ok(st.checks_sent == 1 && st.dropped == dropped + 3);
+}
+
 static int b_sent;
 
 /* B lets exactly one answer out, then nothing. */
@@ -1514,6 +1666,10 @@ int main(void)
     subtest("srflx gathering", test_srflx_gathering);
     subtest("bad credentials", test_bad_credentials);
     subtest("forged response", test_forged_response_ignored);
+    subtest("role conflict: 487 answer", test_role_conflict_487);
+    subtest("frozen foundations", test_frozen_foundations);
+    subtest("logs keep secrets", test_logs_keep_secrets);
+    subtest("odd messages", test_odd_messages);
     subtest("renomination", test_renomination);
     subtest("double restart", test_double_restart);
     subtest("link-local and no NAT", test_link_local_and_no_nat);

@@ -443,6 +443,40 @@ static void test_writer_errors(void)
     eq_int(m.error_reason.len, 126);
     tern_wbuf_dispose(&w);
 
+    /* Bad arguments fail the writer with the first error, and the buffer stays a message. */
+    static const uint16_t codes[] = {300, 400, 401, 403, 420, 437, 438, 440,
+                                     441, 442, 443, 486, 487, 500, 508};
+    for (size_t i = 0; i < TERN_ARRAY_LEN(codes); i++) {
+        tern_wbuf_init(&w, NULL, buf, sizeof buf);
+        tern_stun_writer_begin(&sw, &w, TERN_STUN_ERROR, TERN_STUN_ALLOCATE, tid);
+        tern_stun_put_error_code(&sw, codes[i], NULL);
+        eq_int(tern_stun_writer_end(&sw, &len), 0);
+        eq_int(tern_stun_parse(buf, len, &m), 0);
+        eq_int(m.error_code, codes[i]);
+        ok(m.error_reason.len > 0);
+    }
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+    tern_stun_put_attr(&sw, TERN_STUN_ATTR_DATA, NULL, 4);
+    tern_stun_put_string(&sw, TERN_STUN_ATTR_SOFTWARE, NULL);
+    tern_stun_put_unknown_attributes(&sw, NULL, 0);
+    eq_int(tern_stun_writer_end(&sw, &len), TERN_ERR_INVALID_ARG);
+    tern_wbuf_init(&w, &ctx, NULL, 0);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_INDICATION, TERN_STUN_SEND, tid);
+    static uint8_t big[70000];
+    tern_stun_put_attr(&sw, TERN_STUN_ATTR_DATA, big, sizeof big);
+    eq_int(tern_stun_writer_end(&sw, &len), TERN_ERR_TOO_LARGE);
+    tern_wbuf_dispose(&w);
+    tern_wbuf_init(&w, &ctx, NULL, 0);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_INDICATION, TERN_STUN_SEND, tid);
+    tern_stun_put_attr(&sw, TERN_STUN_ATTR_DATA, big, 40000);
+    tern_stun_put_attr(&sw, TERN_STUN_ATTR_DATA, big, 40000); /* together over 64 KiB */
+    eq_int(tern_stun_writer_end(&sw, &len), TERN_ERR_TOO_LARGE);
+    tern_wbuf_dispose(&w);
+    tern_wbuf_init(&w, NULL, buf, sizeof buf);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, 0x1000, tid);
+    eq_int(tern_stun_writer_end(&sw, &len), TERN_ERR_INVALID_ARG);
+
     eq_str(tern_stun_method_name(TERN_STUN_CHANNEL_BIND), "channel-bind");
     eq_str(tern_stun_method_name(0x0FF), "unknown");
     ok(tern_stun_attr_is_known(TERN_STUN_ATTR_FINGERPRINT));
