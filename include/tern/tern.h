@@ -678,6 +678,49 @@ TERN_EXPORT int tern_loop_add_timer(tern_loop_t *loop, uint32_t delay_ms, void (
 /** Cancel a timer that has not fired. NULL is a no-op. */
 TERN_EXPORT void tern_loop_cancel_timer(tern_loop_t *loop, tern_timer_t *timer);
 
+/** A file descriptor watched by a loop (a TCP socket, a signalfd, a pipe). */
+typedef struct tern_fd_watch tern_fd_watch_t;
+
+/** Readiness bits of tern_loop_watch_fd and tern_fd_fn. */
+#define TERN_FD_READABLE 1u
+#define TERN_FD_WRITABLE 2u
+/** Only reported, never asked for: an error or hang-up on the fd (a read or write tells which);
+ *  it comes whatever the watched events, with TERN_FD_READABLE if that is watched. */
+#define TERN_FD_ERROR 4u
+
+/**
+ * Called on the loop thread when a watched fd is ready (level-triggered: it is called again at
+ * the next iteration while the fd stays ready for a watched event).
+ * @param events  TERN_FD_READABLE, TERN_FD_WRITABLE and/or TERN_FD_ERROR.
+ */
+typedef void (*tern_fd_fn)(void *arg, int fd, unsigned events);
+
+/**
+ * Watch an fd: call fn(arg, fd, events) whenever it is ready for one of `events`. The fd stays
+ * the caller's (the loop never reads, writes or closes it); make it non-blocking.
+ * @param events  TERN_FD_READABLE and/or TERN_FD_WRITABLE; 0 watches errors only (paused).
+ * @param out     receives the watch, owned by the loop until tern_loop_unwatch_fd; may be NULL.
+ * @return 0; TERN_ERR_INVALID_ARG for a NULL loop or fn, a negative fd or unknown event bits;
+ *         TERN_ERR_IO if epoll refuses the fd (already watched, or not pollable: a regular
+ *         file); TERN_ERR_NOMEM.
+ */
+TERN_EXPORT int tern_loop_watch_fd(tern_loop_t *loop, int fd, unsigned events, tern_fd_fn fn,
+                                   void *arg, tern_fd_watch_t **out);
+
+/**
+ * Change the events a watch waits for (add TERN_FD_WRITABLE while output is queued).
+ * @return 0; TERN_ERR_INVALID_ARG for NULL or unknown bits; TERN_ERR_INVALID_STATE if the watch
+ *         was removed; TERN_ERR_IO if epoll refuses (the fd was closed under the watch).
+ */
+TERN_EXPORT int tern_loop_update_fd(tern_loop_t *loop, tern_fd_watch_t *w, unsigned events);
+
+/**
+ * Stop watching an fd; it is not closed (close it after this call, not before). Safe from any
+ * callback of the loop, the watch's own included: fn is never called again, and the watch is
+ * freed once the current iteration no longer refers to it. NULL is a no-op.
+ */
+TERN_EXPORT void tern_loop_unwatch_fd(tern_loop_t *loop, tern_fd_watch_t *w);
+
 /** Callbacks of a pc driven by a loop; any may be NULL. All run on the loop thread. */
 typedef struct tern_pc_callbacks {
     void (*on_ice_candidate)(tern_pc_t *pc, void *user, const char *candidate, const char *mid,

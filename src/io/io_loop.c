@@ -4,7 +4,8 @@
  * threads (tern_loop_post, behind a mutex: the only thread-safe entry point), one min-heap of
  * deadlines (the loop's one-shot timers, every driven pc's next deadline and the context's), and
  * the iteration itself (tern_loop_run_once): wait until the earliest deadline or a socket, then
- * handle sockets, posts, due timers, the context's timers, and drain the pcs that wait.
+ * handle sockets and watched fds, posts, due timers, the context's timers, and drain the pcs
+ * that wait.
  * The wait uses epoll_pwait2's nanosecond timeout, so a deadline is neither handled early nor
  * rounded a millisecond late; without it (kernels before 5.11) it rounds up to milliseconds.
  */
@@ -302,6 +303,8 @@ static void handle_events(tern_loop_t *loop, const struct epoll_event *events, i
             posted = true;
         else if (kind == TERN_IO_HANDLE_SOCKET)
             tern_io_pc_on_readable(loop, events[i].data.ptr);
+        else if (kind == TERN_IO_HANDLE_FD)
+            tern_io_fd_dispatch(loop, events[i].data.ptr, events[i].events);
     }
     tern_io_pc_flush(loop);
     if (posted)
@@ -335,6 +338,7 @@ int tern_loop_run_once(tern_loop_t *loop, int timeout_ms)
     tern_io_heap_set(&loop->heap, &loop->ctx_timer, tern_ctx_next_deadline(loop->ctx));
     tern_io_pc_flush(loop);
     tern_io_pc_free_dead(loop);
+    tern_io_fd_free_dead(loop);
     loop->in_iteration = false;
     return rc;
 }
@@ -383,9 +387,11 @@ void tern_loop_free(tern_loop_t *loop)
         run_posts(loop);
         tern_io_pc_flush(loop);
         tern_io_pc_free_dead(loop);
+        tern_io_fd_free_dead(loop);
         loop->in_iteration = false;
     }
     tern_io_pc_remove_all(loop);
+    tern_io_fd_remove_all(loop);
     free_timers(loop);
     TERN_LOG_DEBUG(
         loop->ctx, "io",

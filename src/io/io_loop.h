@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The loop's private structures, shared by the loop core (io_loop.c: epoll, the eventfd for
- * posts, the deadline heap, timers) and the pc driver (io_pc.c: sockets, datagram batches,
- * draining a pc into its sockets and callbacks).
+ * posts, the deadline heap, timers), the pc driver (io_pc.c: sockets, datagram batches,
+ * draining a pc into its sockets and callbacks) and the fd watches (io_fd.c).
  */
 #ifndef TERN_IO_IO_LOOP_H
 #define TERN_IO_IO_LOOP_H
@@ -17,7 +17,7 @@
 enum { TERN_IO_NODE_TIMER = 1, TERN_IO_NODE_PC, TERN_IO_NODE_CTX };
 
 /* What an epoll registration points at (the first member of the registered object). */
-enum { TERN_IO_HANDLE_WAKE = 1, TERN_IO_HANDLE_SOCKET };
+enum { TERN_IO_HANDLE_WAKE = 1, TERN_IO_HANDLE_SOCKET, TERN_IO_HANDLE_FD };
 
 /* Datagrams moved per recvmmsg / sendmmsg call. */
 #define TERN_IO_BATCH 32
@@ -74,6 +74,18 @@ typedef struct tern_io_post {
     void *arg;
 } tern_io_post_t;
 
+/* An fd watched for the application (tern_loop_watch_fd, io_fd.c). */
+struct tern_fd_watch {
+    int kind; /* TERN_IO_HANDLE_FD; first, it is the epoll tag */
+    int fd;
+    unsigned events; /* TERN_FD_READABLE | TERN_FD_WRITABLE */
+    tern_fd_fn fn;
+    void *arg;
+    bool removed; /* unwatched: fn is never called again; freed at the end of the iteration */
+    tern_fd_watch_t *prev, *next; /* every live watch */
+    tern_fd_watch_t *next_dead;
+};
+
 struct tern_timer {
     tern_io_heap_node_t node; /* TERN_IO_NODE_TIMER */
     void (*fn)(void *arg);
@@ -96,6 +108,8 @@ struct tern_loop {
     tern_io_pc_t *pc_list;
     tern_io_pc_t *dirty_head, *dirty_tail;
     tern_io_pc_t *dead;
+    tern_fd_watch_t *watches;      /* live fd watches */
+    tern_fd_watch_t *dead_watches; /* unwatched during this iteration */
     bool stop;
     bool in_iteration;
     tern_io_batch_t rx;
@@ -129,5 +143,14 @@ void tern_io_pc_flush(tern_loop_t *loop);
 void tern_io_pc_free_dead(tern_loop_t *loop);
 /* Remove and free every entry (tern_loop_free). */
 void tern_io_pc_remove_all(tern_loop_t *loop);
+
+/* io_fd.c: fd watches, called by the loop core. */
+
+/* Call a watch's function for the epoll events it got (nothing if it was unwatched). */
+void tern_io_fd_dispatch(tern_loop_t *loop, tern_fd_watch_t *w, uint32_t epoll_events);
+/* Free the watches unwatched during this iteration. */
+void tern_io_fd_free_dead(tern_loop_t *loop);
+/* Free every watch (tern_loop_free); the fds are left open, they are the application's. */
+void tern_io_fd_remove_all(tern_loop_t *loop);
 
 #endif
