@@ -618,9 +618,14 @@ int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_i
 {
     if (!ice || !c)
         return TERN_ERR_INVALID_ARG;
-    if (ice->closed || ice->remote_done)
+    if (ice->closed)
         return TERN_ERR_INVALID_STATE;
     advance_time(ice, now);
+    /*
+     * After end-of-candidates (RFC 8838 §8.2) a peer sends none, but the same candidates often
+     * come twice (in the description and trickled): those are duplicates, and a late new one
+     * is checked all the same rather than refused.
+     */
     if (c->addr.family == TERN_AF_UNSPEC)
         return c->hostname[0] != '\0' ? TERN_OK : TERN_ERR_INVALID_ARG;
     if (c->addr.family != TERN_AF_INET && c->addr.family != TERN_AF_INET6)

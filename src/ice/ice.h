@@ -268,13 +268,14 @@ int tern_ice_set_remote_credentials(tern_ice_t *ice, tern_time_t now, const char
 
 /**
  * Add a remote candidate (trickled or from the description), before or after the remote
- * credentials. A duplicate of a known one (same transport and address) is ignored except that
- * it upgrades a peer-reflexive candidate's type and priority (RFC 8445 §7.3.1.3).
+ * credentials, and also after end-of-candidates (a late candidate is still checked). A
+ * duplicate of a known one (same transport and address) is ignored except that it upgrades a
+ * peer-reflexive candidate's type and priority (RFC 8445 §7.3.1.3).
  * @param c  copied.
  * @return 0, also for a well-formed candidate the agent ignores (TCP, component other than 1,
  *         an unresolved hostname, a duplicate); TERN_ERR_INVALID_ARG for a candidate of no
  *         family that has no hostname either; TERN_ERR_TOO_LARGE past max_remote_candidates;
- *         TERN_ERR_INVALID_STATE after remote end-of-candidates or close; TERN_ERR_NOMEM.
+ *         TERN_ERR_INVALID_STATE after close; TERN_ERR_NOMEM.
  */
 int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_ice_candidate_t *c);
 
