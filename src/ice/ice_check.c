@@ -520,7 +520,7 @@ static void reselect(tern_ice_t *ice)
 static void nominate(tern_ice_t *ice, int index)
 {
     ice_pair_t *p = &ice->pairs[index];
-    ICE_DEBUG(ice, "nominating pair %d", index);
+    ICE_DEBUG(ice, "pair %d nominated", index);
     p->nominated = true;
     /* Nomination stops the ordinary checks (RFC 8445 §8.1.2). */
     for (size_t i = 0; i < ice->pair_count; i++) {
