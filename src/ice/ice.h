@@ -144,8 +144,12 @@ typedef enum {
     TERN_ICE_EV_LOCAL_CANDIDATE,    /**< u.candidate: a new local candidate to signal */
     TERN_ICE_EV_GATHERING_COMPLETE, /**< every local candidate has been reported */
     TERN_ICE_EV_STATE,              /**< u.state: the W3C iceConnectionState changed */
-    TERN_ICE_EV_SELECTED_PAIR,      /**< u.pair: the pair application data goes on changed */
-    TERN_ICE_EV_ROLE_CHANGED,       /**< u.controlling: the role after a 487 conflict */
+    /**
+     * u.pair: the pair application data goes on changed, or was nominated (u.pair.nominated).
+     * The view is made when the event is polled, so it shows the pair selected then.
+     */
+    TERN_ICE_EV_SELECTED_PAIR,
+    TERN_ICE_EV_ROLE_CHANGED, /**< u.controlling: the role after a 487 conflict */
 } tern_ice_event_type_t;
 
 /**
