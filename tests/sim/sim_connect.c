@@ -8,7 +8,8 @@
  * symmetric NAT, both behind the same one). Each run checks that the
  * channel opens within a virtual-time budget, that every reliable message in both directions
  * arrives once, intact and in order, that closing the channel reaches both sides, and that the
- * driver contract holds. SIM_ONLY=text runs only the conditions whose name contains it.
+ * driver contract holds. SIM_ONLY=a,b runs only the conditions whose name contains one of the
+ * texts.
  */
 #include "check.h"
 #include "simpeer.h"
@@ -45,42 +46,47 @@ typedef struct condition {
 } condition_t;
 
 static const condition_t conditions[] = {
-    {.name = "no impairment", .open_budget_us = 2 * SEC, .transfer_budget_us = 5 * SEC, .seeds = 3},
+    {.name = "no impairment", .open_budget_us = 2 * SEC, .transfer_budget_us = 5 * SEC, .seeds = 6},
     {.name = "delay 50 ms",
      .link = {.delay_us = 50 * MS},
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 3},
+     .seeds = 6},
     {.name = "loss 5%",
      .link = {.delay_us = 10 * MS, .loss = 0.05},
      .open_budget_us = 20 * SEC,
      .transfer_budget_us = 60 * SEC,
-     .seeds = 5},
+     .seeds = 10},
     {.name = "loss 10%",
      .link = {.delay_us = 10 * MS, .loss = 0.10},
      .open_budget_us = 30 * SEC,
      .transfer_budget_us = 90 * SEC,
-     .seeds = 5},
+     .seeds = 10},
+    /* 20 % each way loses a third of round trips: SCTP's RTO backs off to its 10 s maximum
+     * and a transfer can idle for long stretches, so the budget is generous. */
     {.name = "loss 20%",
      .link = {.delay_us = 10 * MS, .loss = 0.20},
      .open_budget_us = 60 * SEC,
-     .transfer_budget_us = 180 * SEC,
-     .seeds = 5},
+     .transfer_budget_us = 600 * SEC,
+     .seeds = 10},
+    /* Bursts count datagrams, so on a quiet link a long one is a long outage; a mean of 2
+     * keeps outages shorter than ICE's check timeout (longer ones fail ICE, as they should).
+     * The open budget allows for the slow SCTP setup of README observation O1 (seed 6048). */
     {.name = "burst loss 10%",
-     .link = {.delay_us = 10 * MS, .loss = 0.10, .loss_burst = 4},
-     .open_budget_us = 30 * SEC,
+     .link = {.delay_us = 10 * MS, .loss = 0.10, .loss_burst = 2},
+     .open_budget_us = 60 * SEC,
      .transfer_budget_us = 90 * SEC,
-     .seeds = 3},
+     .seeds = 6},
     {.name = "duplication 10%",
      .link = {.delay_us = 10 * MS, .duplicate = 0.10},
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 3},
+     .seeds = 6},
     {.name = "reordering 10%",
      .link = {.delay_us = 10 * MS, .jitter_us = 5 * MS, .reorder = 0.10, .reorder_us = 15 * MS},
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 3},
+     .seeds = 6},
     {.name = "everything",
      .link = {.delay_us = 30 * MS,
               .jitter_us = 10 * MS,
@@ -90,60 +96,60 @@ static const condition_t conditions[] = {
               .reorder_us = 20 * MS},
      .open_budget_us = 30 * SEC,
      .transfer_budget_us = 90 * SEC,
-     .seeds = 5},
+     .seeds = 10},
     {.name = "mtu 1280",
      .link = {.delay_us = 5 * MS, .mtu = 1280},
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "slow signaling",
      .link = {.delay_us = 10 * MS},
      .signaling_delay_us = 300 * MS,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "ipv6",
      .link = {.delay_us = 10 * MS},
      .ipv6 = true,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "shared context",
      .link = {.delay_us = 10 * MS, .loss = 0.05},
      .shared_ctx = true,
      .open_budget_us = 20 * SEC,
      .transfer_budget_us = 60 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "alice behind a full-cone nat",
      .link = {.delay_us = 10 * MS},
      .nat = NAT_ALICE_FULL_CONE,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "alice behind a port-restricted nat",
      .link = {.delay_us = 10 * MS, .loss = 0.05},
      .nat = NAT_ALICE_PORT_RESTRICTED,
      .open_budget_us = 20 * SEC,
      .transfer_budget_us = 60 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "alice behind a symmetric nat",
      .link = {.delay_us = 10 * MS},
      .nat = NAT_ALICE_SYMMETRIC,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "both behind one nat",
      .link = {.delay_us = 2 * MS},
      .nat = NAT_BOTH_SAME,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
     {.name = "implicit descriptions",
      .link = {.delay_us = 10 * MS},
      .implicit_sdp = true,
      .open_budget_us = 5 * SEC,
      .transfer_budget_us = 20 * SEC,
-     .seeds = 2},
+     .seeds = 4},
 };
 
 /* What one run watches. */
@@ -368,11 +374,10 @@ static int cmp_time(const void *a, const void *b)
 
 int main(void)
 {
-    const char *only = getenv("SIM_ONLY");
     tern_time_t real_start = vnet_clock_real_us();
     for (size_t i = 0; i < sizeof conditions / sizeof conditions[0]; i++) {
         const condition_t *c = &conditions[i];
-        if (only && !strstr(c->name, only))
+        if (!sim_selected(c->name))
             continue;
         uint64_t first;
         unsigned count;

@@ -206,6 +206,13 @@ sim_t *sim_new(const sim_config_t *cfg)
     sim->cfg = *cfg;
     sim->rng = cfg->seed ^ 0x5157u;
     sim->start = vnet_clock_next_start();
+    /* SIM_EPOCH=seconds: start the process clock that late, as in a long-running process. */
+    const char *epoch = getenv("SIM_EPOCH");
+    if (epoch && *epoch) {
+        tern_time_t at = (tern_time_t)strtoll(epoch, NULL, 0) * 1000000;
+        if (at > sim->start)
+            sim->start = at;
+    }
     sim->net = vnet_new(cfg->seed, sim->start);
     if (!sim->net)
         abort();
@@ -839,6 +846,19 @@ void sim_print_summary(const sim_t *sim, const char *label)
            (unsigned long long)s->delivered, (unsigned long long)s->lost,
            (unsigned long long)s->duplicated, (unsigned long long)s->reordered,
            (unsigned long long)s->too_big, (unsigned long long)s->unbound);
+}
+
+bool sim_selected(const char *name)
+{
+    const char *only = getenv("SIM_ONLY");
+    if (!only || !*only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", only);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (*tok && strstr(name, tok))
+            return true;
+    return false;
 }
 
 void sim_seeds(uint64_t first, unsigned count, uint64_t *out_first, unsigned *out_count)

@@ -146,6 +146,10 @@ uint64_t sim_contract_violations(const sim_t *sim);
 /* Print a one-line summary of the run (times, network counters) to stdout as a TAP comment. */
 void sim_print_summary(const sim_t *sim, const char *label);
 
+/* Whether a condition or test of this name runs: SIM_ONLY is a comma-separated list of
+ * substrings of names to run (unset: all). */
+bool sim_selected(const char *name);
+
 /*
  * The seeds to run: SIM_SEED=n gives just n; otherwise `count` seeds from `first`, or
  * SIM_SEEDS=n of them.
