@@ -13,7 +13,6 @@
 
 #include <tern/tern.h>
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,8 +110,10 @@ struct bench_node {
 
     /* signaling to the other process; -1 within one process */
     int sig_fd;
-    pthread_t reader;
-    bool has_reader;
+    tern_fd_watch_t *sig_watch;
+    bool watching_output;
+    char *in_buf, *out_buf; /* received and not yet handled; queued and not yet sent */
+    size_t in_len, in_cap, out_len, out_cap;
     bool shutting_down;
     bool reap_scheduled;
     bool peer_gone; /* the other process closed the link */
@@ -149,7 +150,7 @@ typedef struct bench_stat {
  * sig_fd: the socketpair end to the other process, or -1. Returns NULL on failure (printed).
  */
 bench_node_t *bench_node_new(const bench_opts_t *opts, int sig_fd);
-/* Remove and free every connection, stop the reader, free the loop and context. */
+/* Remove and free every connection, free the loop and context, close the link. */
 void bench_node_free(bench_node_t *n);
 
 /* Mark the node failed with a reason (the first reason is kept) and stop its loop. */

@@ -5,14 +5,16 @@
  * answers and trickled candidates go straight to the other side when both are in one process
  * (as the hello example does), and otherwise over a socketpair to a forked child, as messages
  * "TYPE ID LEN\n" followed by LEN payload bytes: offer, answer, cand ("mid\ncandidate"), close,
- * quit, stat?/stat, and the benchmarks' own control messages. A reader thread per process turns
- * each message into a tern_loop_post (the one thread-safe call), so the loop thread alone
- * touches the stack. Connections are closed with tern_pc_close and freed two loop iterations
- * later, once their closing datagrams have been drained to the sockets.
+ * quit, stat?/stat, and the benchmarks' own control messages. The socket is watched by the
+ * loop itself (tern_loop_watch_fd), as an application's signaling connection would be, so
+ * signaling costs no thread hop and everything runs on the loop thread. Connections are closed with
+ * tern_pc_close and freed two loop iterations later, once their closing datagrams have been drained
+ * to the sockets.
  */
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -422,26 +424,80 @@ void bench_conn_close(bench_conn_t *c)
 
 /* ---- signaling between processes ---- */
 
+/* One message: "TYPE ID LEN\n" and LEN payload bytes (NUL-terminated here for the handlers). */
 typedef struct sig_msg {
-    bench_node_t *node;
     char type[16];
     uint32_t id;
     size_t len;
-    char payload[]; /* len bytes and a NUL */
+    char *payload;
 } sig_msg_t;
 
-static bool write_all(int fd, const char *p, size_t len)
+/* Longest header line accepted. */
+#define MAX_HEADER 128
+
+static bool buf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
-    while (len > 0) {
-        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
+    /* One byte more than the content, so that a payload can be NUL-terminated in place. */
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
             return false;
-        p += w;
-        len -= (size_t)w;
+        *buf = b;
+        *cap = c;
     }
+    if (n)
+        memcpy(*buf + *len, p, n);
+    *len += n;
     return true;
+}
+
+static void link_closed(bench_node_t *n, const char *why)
+{
+    n->peer_gone = true;
+    n->out_len = 0;
+    if (n->sig_watch) {
+        tern_loop_unwatch_fd(n->loop, n->sig_watch);
+        n->sig_watch = NULL;
+    }
+    if (!n->done && !n->shutting_down)
+        bench_fail(n, "the signaling link to the other process: %s", why);
+}
+
+/* Watch for writability only while output waits. */
+static void watch_output(bench_node_t *n, bool want)
+{
+    if (!n->sig_watch || n->watching_output == want)
+        return;
+    n->watching_output = want;
+    unsigned events = TERN_FD_READABLE | (want ? TERN_FD_WRITABLE : 0);
+    if (tern_loop_update_fd(n->loop, n->sig_watch, events) != TERN_OK)
+        bench_fail(n, "tern_loop_update_fd failed");
+}
+
+/* Write what is queued, as far as the socket takes it. */
+static void flush_output(bench_node_t *n)
+{
+    size_t done = 0;
+    while (done < n->out_len) {
+        ssize_t w =
+            send(n->sig_fd, n->out_buf + done, n->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            done += (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            link_closed(n, w < 0 ? strerror(errno) : "closed");
+            return;
+        }
+    }
+    memmove(n->out_buf, n->out_buf + done, n->out_len - done);
+    n->out_len -= done;
+    watch_output(n, n->out_len > 0);
 }
 
 int bench_send_control(bench_node_t *n, const char *type, uint32_t id, const void *payload,
@@ -449,13 +505,18 @@ int bench_send_control(bench_node_t *n, const char *type, uint32_t id, const voi
 {
     char head[64];
     int hl = snprintf(head, sizeof head, "%s %u %zu\n", type, id, len);
-    if (n->sig_fd < 0 || n->peer_gone || hl < 0 || !write_all(n->sig_fd, head, (size_t)hl) ||
-        (len && !write_all(n->sig_fd, payload, len))) {
+    if (n->sig_fd < 0 || n->peer_gone) {
         if (!n->shutting_down)
-            bench_fail(n, "the signaling link to the other process is broken");
+            bench_fail(n, "no signaling link to send \"%s\" on", type);
         return -1;
     }
-    return 0;
+    if (!buf_append(&n->out_buf, &n->out_len, &n->out_cap, head, (size_t)hl) ||
+        !buf_append(&n->out_buf, &n->out_len, &n->out_cap, payload, len)) {
+        bench_fail(n, "out of memory");
+        return -1;
+    }
+    flush_output(n);
+    return n->peer_gone ? -1 : 0;
 }
 
 static void handle_stat_request(bench_node_t *n)
@@ -482,7 +543,7 @@ static void handle_candidate(bench_node_t *n, bench_conn_t *c, char *payload)
         candidate_refused(c, c->pc, rc, nl + 1);
 }
 
-static void handle_msg(bench_node_t *n, sig_msg_t *m)
+static void handle_msg(bench_node_t *n, const sig_msg_t *m)
 {
     bench_conn_t *c = m->id ? find_conn(n, m->id) : NULL;
     if (strcmp(m->type, "offer") == 0) {
@@ -499,10 +560,6 @@ static void handle_msg(bench_node_t *n, sig_msg_t *m)
     } else if (strcmp(m->type, "quit") == 0) {
         n->done = true;
         tern_loop_stop(n->loop);
-    } else if (strcmp(m->type, "eof") == 0) {
-        n->peer_gone = true;
-        if (!n->done)
-            bench_fail(n, "the other process went away");
     } else if (strcmp(m->type, "stat?") == 0) {
         handle_stat_request(n);
     } else if (strcmp(m->type, "stat") == 0) {
@@ -513,70 +570,72 @@ static void handle_msg(bench_node_t *n, sig_msg_t *m)
     }
 }
 
-static void deliver_msg(void *arg)
+/* Handle every whole message in the input buffer; keep the rest for later. */
+static void parse_input(bench_node_t *n)
 {
-    sig_msg_t *m = arg;
-    if (!m->node->shutting_down)
-        handle_msg(m->node, m);
-    free(m);
-}
-
-static void post_msg(bench_node_t *n, sig_msg_t *m)
-{
-    if (tern_loop_post(n->loop, deliver_msg, m) != TERN_OK)
-        free(m);
-}
-
-static sig_msg_t *read_msg(bench_node_t *n, FILE *f)
-{
-    char line[128], type[16];
-    unsigned id;
-    size_t len;
-    if (!fgets(line, sizeof line, f))
-        return NULL;
-    if (sscanf(line, "%15s %u %zu", type, &id, &len) != 3 || len > MAX_PAYLOAD)
-        return NULL;
-    sig_msg_t *m = malloc(sizeof *m + len + 1);
-    if (!m)
-        return NULL;
-    m->node = n;
-    memcpy(m->type, type, sizeof type);
-    m->id = id;
-    m->len = len;
-    if (len && fread(m->payload, 1, len, f) != len) {
-        free(m);
-        return NULL;
-    }
-    m->payload[len] = '\0';
-    return m;
-}
-
-static void *reader_main(void *arg)
-{
-    bench_node_t *n = arg;
-    int fd = dup(n->sig_fd);
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-    bool quit = false;
-    while (f && !quit) {
-        sig_msg_t *m = read_msg(n, f);
-        if (!m)
+    size_t pos = 0;
+    while (!n->shutting_down && !n->failed) {
+        char *start = n->in_buf + pos, *nl = memchr(start, '\n', n->in_len - pos);
+        char line[MAX_HEADER];
+        sig_msg_t m;
+        if (!nl) {
+            if (n->in_len - pos >= MAX_HEADER)
+                bench_fail(n, "signaling: header line too long");
             break;
-        quit = strcmp(m->type, "quit") == 0;
-        post_msg(n, m);
-    }
-    if (f)
-        fclose(f);
-    else if (fd >= 0)
-        close(fd);
-    if (!quit) {
-        sig_msg_t *m = calloc(1, sizeof *m + 1);
-        if (m) {
-            m->node = n;
-            snprintf(m->type, sizeof m->type, "eof");
-            post_msg(n, m);
         }
+        size_t head = (size_t)(nl - start) + 1;
+        snprintf(line, sizeof line, "%.*s", (int)(head - 1), start);
+        if (head > MAX_HEADER || sscanf(line, "%15s %u %zu", m.type, &m.id, &m.len) != 3 ||
+            m.len > MAX_PAYLOAD) {
+            bench_fail(n, "signaling: malformed header \"%s\"", line);
+            break;
+        }
+        if (n->in_len - pos < head + m.len)
+            break;
+        m.payload = start + head;
+        char saved = m.payload[m.len]; /* in the buffer: buf_append keeps a spare byte */
+        m.payload[m.len] = '\0';
+        handle_msg(n, &m);
+        m.payload[m.len] = saved;
+        pos += head + m.len;
     }
-    return NULL;
+    memmove(n->in_buf, n->in_buf + pos, n->in_len - pos);
+    n->in_len -= pos;
+}
+
+static void read_input(bench_node_t *n)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = recv(n->sig_fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (r > 0) {
+            if (!buf_append(&n->in_buf, &n->in_len, &n->in_cap, chunk, (size_t)r)) {
+                bench_fail(n, "out of memory");
+                return;
+            }
+            if ((size_t)r == sizeof chunk)
+                continue;
+            break;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        parse_input(n);
+        link_closed(n, r == 0 ? "the other process closed it" : strerror(errno));
+        return;
+    }
+    parse_input(n);
+}
+
+static void on_sig_ready(void *arg, int fd, unsigned events)
+{
+    (void)fd;
+    bench_node_t *n = arg;
+    if (events & TERN_FD_WRITABLE)
+        flush_output(n);
+    if (!n->peer_gone && (events & (TERN_FD_READABLE | TERN_FD_ERROR)))
+        read_input(n);
 }
 
 /* ---- nodes ---- */
@@ -600,12 +659,16 @@ bench_node_t *bench_node_new(const bench_opts_t *opts, int sig_fd)
     if (opts->verbose)
         tern_log_stderr_set_filter("info");
     if (sig_fd >= 0) {
-        if (pthread_create(&n->reader, NULL, reader_main, n) != 0) {
-            bench_note("cannot start the signaling reader thread");
+        int flags = fcntl(sig_fd, F_GETFL);
+        rc = flags < 0 || fcntl(sig_fd, F_SETFL, flags | O_NONBLOCK) != 0
+                 ? TERN_ERR_IO
+                 : tern_loop_watch_fd(n->loop, sig_fd, TERN_FD_READABLE, on_sig_ready, n,
+                                      &n->sig_watch);
+        if (rc != TERN_OK) {
+            bench_note("cannot watch the signaling socket: %s", tern_strerror(rc));
             bench_node_free(n);
             return NULL;
         }
-        n->has_reader = true;
     }
     return n;
 }
@@ -615,17 +678,15 @@ void bench_node_free(bench_node_t *n)
     if (!n)
         return;
     n->shutting_down = true;
-    if (n->has_reader) {
-        /* Our own reads end at once; the reader posts "eof", which is dropped. */
-        shutdown(n->sig_fd, SHUT_RDWR);
-        pthread_join(n->reader, NULL);
-    }
+    tern_loop_unwatch_fd(n->loop, n->sig_watch);
     while (n->conns)
         conn_free(n->conns);
     tern_loop_free(n->loop);
     tern_ctx_free(n->ctx);
     if (n->sig_fd >= 0)
         close(n->sig_fd);
+    free(n->in_buf);
+    free(n->out_buf);
     free(n);
 }
 
@@ -779,6 +840,9 @@ int bench_reap_peer(bench_node_t *n, pid_t child)
     }
     bench_send_control(n, "quit", 0, NULL, 0);
     int64_t end = bench_clock_ns() + 10 * (int64_t)1000000000;
+    /* What the socket did not take yet goes out with the loop's help. */
+    while (n->out_len > 0 && !n->peer_gone && bench_clock_ns() < end)
+        tern_loop_run_once(n->loop, 100);
     for (;;) {
         pid_t r = waitpid(child, &status, WNOHANG);
         if (r == child)
