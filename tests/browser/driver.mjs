@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: MIT
+//
+// The driver of tern's browser suite. It runs inside the network namespace that run.sh made,
+// and starts everything itself: tern-signal, a tiny HTTP server for the test pages (pages/),
+// one headless Chromium and one Firefox ESR (lib/browsers.mjs), and for every case a fresh
+// native peer (tern-echo or browser_peer) in a room of its own. The page reports its own
+// result: the driver evaluates `T.run(case, params)` in the tab and gets a JSON verdict back,
+// so there is no collector to run and nothing to scrape. Native-side observations that cannot
+// travel over a connection the case has just closed are read from the native peer's stdout.
+//
+// Every case runs for both browsers and both roles (the browser offers / the native side
+// offers). One line per case: "ok N - BROWSER ROLE CASE (T s): detail" or "not ok ...", then a
+// summary line; the exit status is non-zero if anything failed, a browser or program included.
+//
+// Options:
+//   --signal PATH     tern-signal
+//   --echo PATH       tern-echo
+//   --peer PATH       browser_peer
+//   --browsers LIST   chromium,firefox (default both)
+//   --roles LIST      browser-offers,native-offers (default both)
+//   --only REGEX      run only the cases whose "browser role case" matches
+//   --logs DIR        where logs go (default ./browser-logs); a failed case keeps its logs
+//   --netns NAME      the namespace run.sh made (for the log only)
+//   --list            print the cases and exit
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchers } from './lib/browsers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+// The namespace is ours alone, so fixed ports cannot collide with anything.
+const PORTS = { signal: 8765, http: 8766, chromium: 9222, firefox: 9223 };
+const HOST = '127.0.0.1';
+
+function parseArgs(argv) {
+    const o = { browsers: 'chromium,firefox', roles: 'browser-offers,native-offers',
+                logs: path.resolve('browser-logs') };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--list') {
+            o.list = true;
+            continue;
+        }
+        if (!a.startsWith('--') || i + 1 >= argv.length)
+            throw new Error(`bad argument ${a}`);
+        o[a.slice(2)] = argv[++i];
+    }
+    o.browsers = o.browsers.split(',').filter(Boolean);
+    o.roles = o.roles.split(',').filter(Boolean);
+    return o;
+}
+
+// native: which program plays the native side. after: a check on the native peer's output
+// once the page has finished (for what cannot come back over the connection).
+const CASES = [
+    { name: 'text', native: 'echo' },
+    { name: 'binary', native: 'echo' },
+    { name: 'size-0', native: 'echo' },
+    { name: 'size-1', native: 'echo' },
+    { name: 'size-16k', native: 'echo' },
+    { name: 'size-64k', native: 'echo' },
+    { name: 'size-256k', native: 'echo' },
+    { name: 'ordered-1000', native: 'echo' },
+    { name: 'unordered', native: 'echo' },
+    { name: 'max-retransmits-0', native: 'echo' },
+    { name: 'several-channels', native: 'echo' },
+    { name: 'channel-properties', native: 'peer' },
+    { name: 'negotiated', native: 'peer' },
+    { name: 'native-opens-channels', native: 'peer' },
+    { name: 'close-channel-browser', native: 'peer' },
+    { name: 'close-channel-native', native: 'peer' },
+    { name: 'close-peer-browser', native: 'peer',
+      after: (np) => np.waitForLine(/^event close pc-close-b\b/m, 10000,
+                                    'browser_peer to see its channel close') },
+    { name: 'close-peer-native', native: 'peer' },
+];
+
+const ROLES = { 'browser-offers': 'offer', 'native-offers': 'answer' };
+
+// ---- processes: started here, stopped here, by PID ----
+
+const started = new Set();
+
+class Proc {
+    constructor(name, cmd, args, logFile, env = {}) {
+        this.name = name;
+        this.out = '';
+        this.log = fs.createWriteStream(logFile);
+        this.log.write(`$ ${cmd} ${args.join(' ')}\n`);
+        this.proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'],
+                                       env: { ...process.env, ...env } });
+        started.add(this);
+        this.status = null;
+        this.exited = new Promise((resolve) => {
+            this.proc.on('exit', (code, signal) => {
+                this.status = { code, signal };
+                started.delete(this);
+                resolve(this.status);
+            });
+            this.proc.on('error', (e) => {
+                this.status = { code: 127, signal: null, error: e.message };
+                started.delete(this);
+                resolve(this.status);
+            });
+        });
+        this.watchers = [];
+        this.proc.stdout.on('data', (d) => {
+            this.out += d.toString();
+            this.log.write(d);
+            this.watchers.forEach((w) => w());
+        });
+        this.proc.stderr.on('data', (d) => this.log.write(d));
+    }
+
+    waitForLine(re, ms, what) {
+        return new Promise((resolve, reject) => {
+            const check = () => {
+                const m = this.out.match(re);
+                if (m) {
+                    done();
+                    resolve(m);
+                }
+            };
+            const timer = setTimeout(() => {
+                done();
+                reject(new Error(`timeout (${ms} ms): ${what}`));
+            }, ms);
+            const done = () => {
+                clearTimeout(timer);
+                this.watchers = this.watchers.filter((w) => w !== check);
+            };
+            this.watchers.push(check);
+            this.exited.then(() => {
+                check();
+                if (this.watchers.includes(check)) {
+                    done();
+                    reject(new Error(`${this.name} exited (${describeStatus(this.status)}) ` +
+                                     `before: ${what}`));
+                }
+            });
+            check();
+        });
+    }
+
+    // SIGTERM, then SIGKILL after a grace period. Returns the exit status.
+    async stop(graceMs = 3000) {
+        if (this.status)
+            return this.status;
+        try {
+            process.kill(this.proc.pid, 'SIGTERM');
+        } catch {
+            /* already gone */
+        }
+        const t = setTimeout(() => {
+            try {
+                process.kill(this.proc.pid, 'SIGKILL');
+            } catch {
+                /* already gone */
+            }
+        }, graceMs);
+        const s = await this.exited;
+        clearTimeout(t);
+        await new Promise((r) => this.log.end(r));
+        return s;
+    }
+}
+
+function describeStatus(s) {
+    if (!s)
+        return 'running';
+    if (s.error)
+        return s.error;
+    return s.signal ? `signal ${s.signal}` : `exit ${s.code}`;
+}
+
+// A native peer that exits on its own, or with anything but 0 when asked to stop (a sanitizer
+// report, a crash), fails the case.
+function badExit(s, stoppedByUs) {
+    if (s.error)
+        return true;
+    if (s.signal)
+        return !(stoppedByUs && s.signal === 'SIGTERM');
+    return s.code !== 0;
+}
+
+function waitForPort(port, ms) {
+    const end = Date.now() + ms;
+    return new Promise((resolve, reject) => {
+        const attempt = () => {
+            const s = net.connect(port, HOST);
+            s.on('connect', () => {
+                s.destroy();
+                resolve();
+            });
+            s.on('error', () => {
+                s.destroy();
+                if (Date.now() > end)
+                    reject(new Error(`nothing listens on ${HOST}:${port} after ${ms} ms`));
+                else
+                    setTimeout(attempt, 50);
+            });
+        };
+        attempt();
+    });
+}
+
+// ---- the test pages' HTTP server ----
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+                '.css': 'text/css', '.json': 'application/json' };
+
+function servePages(root) {
+    const server = http.createServer((req, res) => {
+        const url = new URL(req.url, `http://${HOST}`);
+        const rel = path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, '');
+        const file = path.join(root, rel === '/' ? 'index.html' : rel);
+        if (!file.startsWith(root) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+            res.writeHead(404).end('not found');
+            return;
+        }
+        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+                             'cache-control': 'no-store' });
+        fs.createReadStream(file).pipe(res);
+    });
+    return new Promise((resolve) => server.listen(PORTS.http, HOST, () => resolve(server)));
+}
+
+// ---- the run ----
+
+class Run {
+    constructor(opts) {
+        this.opts = opts;
+        this.n = 0;
+        this.passed = 0;
+        this.failed = 0;
+        this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-browser-'));
+        fs.mkdirSync(opts.logs, { recursive: true });
+        this.signalUrl = `ws://${HOST}:${PORTS.signal}`;
+        this.pageUrl = `http://${HOST}:${PORTS.http}/index.html`;
+    }
+
+    report(ok, browser, role, name, secs, text) {
+        this.n++;
+        if (ok)
+            this.passed++;
+        else
+            this.failed++;
+        const line = `${ok ? 'ok' : 'not ok'} ${this.n} - ${browser} ${role} ${name} ` +
+                     `(${secs.toFixed(2)} s)${text ? ': ' + text : ''}`;
+        console.log(line);
+        return line;
+    }
+
+    logPath(name) {
+        return path.join(this.opts.logs, name);
+    }
+
+    async startSignal() {
+        const exe = this.opts.signal;
+        if (!exe || !fs.existsSync(exe))
+            throw new Error(`tern-signal not found (${exe ?? 'no --signal given'})`);
+        // A .mjs stand-in runs under node (for developing the harness without tern-signal).
+        const [cmd, args] = exe.endsWith('.mjs')
+                                ? [process.execPath, [exe, String(PORTS.signal)]]
+                                : [exe, ['--listen', `${HOST}:${PORTS.signal}`]];
+        this.signal = new Proc('tern-signal', cmd, args, this.logPath('tern-signal.log'));
+        await Promise.race([
+            waitForPort(PORTS.signal, 10000),
+            this.signal.exited.then((s) => {
+                throw new Error(`tern-signal exited (${describeStatus(s)})`);
+            }),
+        ]);
+    }
+
+    // The native side of one case, in the room. It joins first, so that in "native-offers" it
+    // is the one in the room when the browser arrives (signaling-protocol.md: the peer already
+    // there offers to the newcomer), and in "browser-offers" the browser finds it in `peers`.
+    async startNative(kind, role, room, logName) {
+        const exe = kind === 'echo' ? this.opts.echo : this.opts.peer;
+        const prog = kind === 'echo' ? 'tern-echo' : 'browser_peer';
+        if (!exe || !fs.existsSync(exe))
+            throw new Error(`${prog} not found (${exe ?? `no --${kind} given`})`);
+        const url = `${this.signalUrl}/ws/${room}`;
+        const args = [role === 'native-offers' ? '--offer' : '--answer', '--loopback', url];
+        const p = new Proc(prog, exe, args, this.logPath(logName),
+                           { TERN_LOG: process.env.TERN_LOG ?? 'info' });
+        await this.waitInRoom(room, p);
+        return p;
+    }
+
+    // Poll tern-signal's health endpoint until the room's first peer is counted; a native
+    // peer that dies first fails at once.
+    async waitInRoom(room, p) {
+        const end = Date.now() + 10000;
+        for (;;) {
+            if (p.status)
+                throw new Error(`${p.name} exited (${describeStatus(p.status)}) before joining`);
+            const peers = await fetch(`http://${HOST}:${PORTS.signal}/healthz`)
+                              .then((r) => r.json()).then((j) => j.peers).catch(() => 0);
+            if (peers >= 1)
+                return;
+            if (Date.now() > end)
+                throw new Error(`${p.name} did not join room ${room} within 10 s`);
+            await new Promise((r) => setTimeout(r, 25));
+        }
+    }
+
+    async runCase(browser, role, c) {
+        const t0 = performance.now();
+        const room = `${browser.name}-${role}-${c.name}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+        const base = `${browser.name}.${role}.${c.name}`;
+        browser.log?.write(`\n==== ${role} ${c.name} (room ${room})\n`);
+        let native = null;
+        let error = null, detail = '';
+        try {
+            native = await this.startNative(c.native, role, room, `${base}.native.log`);
+            await browser.navigate(this.pageUrl);
+            const params = { signal: this.signalUrl, room, role: ROLES[role], timeout: 60000 };
+            const res = JSON.parse(await browser.evaluate(
+                `T.run(${JSON.stringify(c.name)}, ${JSON.stringify(params)})`, 90000));
+            if (!res.ok)
+                throw new Error(res.error);
+            detail = res.detail;
+            if (c.after)
+                await c.after(native);
+            if (native.status && badExit(native.status, false))
+                throw new Error(`${native.name} exited during the case ` +
+                                `(${describeStatus(native.status)})`);
+        } catch (e) {
+            error = e.message;
+        }
+        // Leave the page first, so the browser's peer connection goes away before the native
+        // peer is stopped and checked.
+        await browser.navigate('about:blank').catch(() => {});
+        if (native) {
+            const alreadyExited = !!native.status;
+            const s = await native.stop();
+            if (!error && badExit(s, !alreadyExited))
+                error = `${native.name} ended badly (${describeStatus(s)}); see its log`;
+        }
+        const secs = (performance.now() - t0) / 1000;
+        const line = this.report(!error, browser.name, role, c.name, secs, error ?? detail);
+        browser.log?.write(`==== ${line}\n`);
+        if (!error && native)
+            fs.rmSync(this.logPath(`${base}.native.log`), { force: true });
+    }
+
+    selected(browser, role, name) {
+        return !this.opts.only || new RegExp(this.opts.only).test(`${browser} ${role} ${name}`);
+    }
+
+    async launch(name) {
+        const log = fs.createWriteStream(this.logPath(`${name}.log`));
+        const b = await launchers[name]({ tmp: this.tmp, log, port: PORTS[name] });
+        b.log = log;
+        return b;
+    }
+
+    // Two browsers in one room through tern-signal, each offering once: checks the harness,
+    // the pages and the signaling server without tern's stack in the path.
+    async smoke(browsers) {
+        if (browsers.length < 2)
+            return;
+        for (const [a, b] of [browsers, browsers.slice().reverse()]) {
+            const role = `${a.name}-offers`;
+            if (!this.selected(`${a.name}+${b.name}`, role, 'browser-smoke'))
+                continue;
+            const t0 = performance.now();
+            const room = `smoke-${a.name}-${process.pid}`;
+            let error = null, detail = '';
+            try {
+                await Promise.all([a.navigate(this.pageUrl), b.navigate(this.pageUrl)]);
+                const p = { signal: this.signalUrl, room, firstLabel: 'smoke', timeout: 30000 };
+                const ra = a.evaluate(
+                    `T.run('browser-smoke', ${JSON.stringify({ ...p, role: 'offer' })})`, 60000);
+                // The offerer joins first and waits for the answerer's "join".
+                await new Promise((r) => setTimeout(r, 300));
+                const rb = b.evaluate(
+                    `T.run('browser-smoke', ${JSON.stringify({ ...p, role: 'answer' })})`, 60000);
+                const [va, vb] = (await Promise.all([ra, rb])).map((v) => JSON.parse(v));
+                if (!va.ok || !vb.ok)
+                    throw new Error(`${a.name}: ${va.error ?? 'ok'}; ${b.name}: ${vb.error ?? 'ok'}`);
+                detail = va.detail;
+            } catch (e) {
+                error = e.message;
+            }
+            for (const x of browsers)
+                await x.navigate('about:blank').catch(() => {});
+            this.report(!error, `${a.name}+${b.name}`, role, 'browser-smoke',
+                        (performance.now() - t0) / 1000, error ?? detail);
+        }
+    }
+
+    async main() {
+        const o = this.opts;
+        if (o.list) {
+            for (const b of o.browsers)
+                for (const r of o.roles)
+                    for (const c of CASES)
+                        if (this.selected(b, r, c.name))
+                            console.log(`${b} ${r} ${c.name}`);
+            return 0;
+        }
+        console.log(`# browser suite in namespace ${o.netns ?? '(none)'}, logs in ${o.logs}`);
+        this.http = await servePages(path.join(here, 'pages'));
+        try {
+            await this.startSignal();
+        } catch (e) {
+            this.report(false, 'all', '-', 'start tern-signal', 0, e.message);
+            return this.finish();
+        }
+        const browsers = [];
+        for (const name of o.browsers) {
+            if (!launchers[name]) {
+                this.report(false, name, '-', 'launch', 0, 'unknown browser');
+                continue;
+            }
+            const t0 = performance.now();
+            try {
+                const b = await this.launch(name);
+                browsers.push(b);
+                console.log(`# ${name} started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+            } catch (e) {
+                // A missing browser fails the suite, it is never skipped.
+                this.report(false, name, '-', 'launch', (performance.now() - t0) / 1000,
+                            e.message);
+            }
+        }
+        await this.smoke(browsers);
+        for (const b of browsers)
+            for (const role of o.roles)
+                for (const c of CASES)
+                    if (this.selected(b.name, role, c.name))
+                        await this.runCase(b, role, c);
+        for (const b of browsers) {
+            await b.close();
+            b.log.end();
+        }
+        return this.finish();
+    }
+
+    async finish() {
+        await Promise.all([...started].map((p) => p.stop()));
+        this.http?.close();
+        fs.rmSync(this.tmp, { recursive: true, force: true });
+        console.log(`# browser suite: ${this.n} cases`);
+        console.log(`${this.passed} passed, ${this.failed} failed`);
+        return this.failed || !this.n ? 1 : 0;
+    }
+}
+
+const run = new Run(parseArgs(process.argv.slice(2)));
+for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, async () => {
+        await Promise.all([...started].map((p) => p.stop(500)));
+        process.exit(130);
+    });
+}
+run.main().then((code) => process.exit(code), (e) => {
+    console.log(`not ok - driver: ${e.stack || e}`);
+    process.exit(1);
+});
