@@ -517,13 +517,7 @@ static void deliver_signal(sim_t *sim, sig_msg_t *m)
     }
     case SIG_CANDIDATE:
         err = tern_pc_add_ice_candidate(p->pc, now, m->text, m->mid);
-        if (err == TERN_ERR_INVALID_STATE &&
-            tern_pc_signaling_state(p->pc) != TERN_SIGNALING_CLOSED)
-            sim_known_issue(sim, "K1",
-                            "%s: add_ice_candidate(\"%s\") after the remote description's "
-                            "a=end-of-candidates: INVALID_STATE (tern.h: only when closed)",
-                            p->name, m->text);
-        else if (err)
+        if (err)
             sim_fail(sim, "%s: add_ice_candidate(\"%s\"): %s (%s)", p->name, m->text,
                      tern_err_name(err), tern_pc_last_error(p->pc));
         break;
