@@ -21,6 +21,7 @@
 //   --only REGEX      run only the cases whose "browser role case" matches
 //   --logs DIR        where logs go (default ./browser-logs); a failed case keeps its logs
 //   --netns NAME      the namespace run.sh made (for the log only)
+//   --keep-logs       keep the native peers' logs of cases that passed too
 //   --list            print the cases and exit
 
 import { spawn } from 'node:child_process';
@@ -43,8 +44,8 @@ function parseArgs(argv) {
                 logs: path.resolve('browser-logs') };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
-        if (a === '--list') {
-            o.list = true;
+        if (a === '--list' || a === '--keep-logs') {
+            o[a.slice(2).replace('-logs', '')] = true;
             continue;
         }
         if (!a.startsWith('--') || i + 1 >= argv.length)
@@ -347,7 +348,7 @@ class Run {
         const secs = (performance.now() - t0) / 1000;
         const line = this.report(!error, browser.name, role, c.name, secs, error ?? detail);
         browser.log?.write(`==== ${line}\n`);
-        if (!error && native)
+        if (!error && native && !this.opts.keep)
             fs.rmSync(this.logPath(`${base}.native.log`), { force: true });
     }
 
