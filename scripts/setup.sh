@@ -5,6 +5,9 @@ set -eu
 need="build-essential cmake pkg-config libssl-dev libusrsctp-dev libsrtp2-dev libjansson-dev"
 if [ "${1:-build}" = test ]; then
     need="$need clang libclang-rt-14-dev valgrind iproute2"
+    # The browser suite (tests/browser): Debian's browsers, driven headless, and Node.js for
+    # its driver (which uses no npm package: Node 20's WebSocket client is enough).
+    need="$need chromium firefox-esr nodejs"
 fi
 missing=""
 for pkg in $need; do

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite: first with gcc and warnings as
 # errors, then again under AddressSanitizer and UndefinedBehaviorSanitizer.
-# Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit]
+# The browser suite (ctest label browser: headless Chromium and Firefox ESR against the native
+# peers, about a minute) runs in the gcc and the sanitizer passes, so that tern's side of every
+# browser case is also checked by ASan and UBSan; it needs root (network namespaces).
+# Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit, or -LE browser]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/setup.sh" test

@@ -25,6 +25,12 @@ for tool in ip node; do
     fi
 done
 
+if ! node --experimental-websocket --no-warnings -e \
+    'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
+    echo "not ok - node $(node --version) has no WebSocket client (the driver needs node >= 20.10)"
+    exit 1
+fi
+
 ns="tern-browser-$$"
 
 # End every process left in namespace $1, by PID: TERM, a grace period, then KILL.
