@@ -626,6 +626,28 @@ int tern_pc_local_sockets_done(tern_pc_t *pc, tern_time_t now)
     return err;
 }
 
+static void send_twice(tern_pc_t *pc, tern_time_t now, const uint8_t *data, size_t len)
+{
+    for (int copy = 0; copy < 2; copy++)
+        if (tern_ice_send(pc->ice, now, data, len) != TERN_OK)
+            pc->stats.datagrams_dropped++;
+}
+
+/* On close: what SCTP still has (its ABORT) through DTLS, then close_notify, all into ICE. */
+static void send_last_datagrams(tern_pc_t *pc, tern_time_t now)
+{
+    tern_transmit_t t;
+    tern_ice_pair_view_t pair;
+    if (!tern_ice_selected_pair(pc->ice, &pair))
+        return;
+    while (pc->sctp && tern_dtls_state(pc->dtls) == TERN_DTLS_STATE_CONNECTED &&
+           tern_sctp_poll_transmit(pc->sctp, &t))
+        tern_dtls_send(pc->dtls, now, t.data, t.len);
+    tern_dtls_close(pc->dtls, now);
+    while (tern_dtls_poll_transmit(pc->dtls, &t))
+        send_twice(pc, now, t.data, t.len);
+}
+
 int tern_pc_close(tern_pc_t *pc, tern_time_t now)
 {
     if (!pc)
@@ -637,17 +659,12 @@ int tern_pc_close(tern_pc_t *pc, tern_time_t now)
     now = pc->now;
     TERN_LOG_INFO(pc->ctx, "pc", "pc %u closing", pc->id);
     tern_dcm_close_all(pc->dcm, now);
+    /* W3C close is abrupt: an SCTP ABORT, then close_notify, each sent twice so that one lost
+     * datagram does not leave the peer waiting for its consent timeout (30 s). */
     if (pc->sctp)
-        tern_sctp_close(pc->sctp, now);
-    /* Push what SCTP has (stream resets, SHUTDOWN) through DTLS before close_notify. */
-    while (pc->sctp && pc->dtls && tern_dtls_state(pc->dtls) == TERN_DTLS_STATE_CONNECTED &&
-           move_one_datagram(pc))
-        ;
-    if (pc->dtls) {
-        tern_dtls_close(pc->dtls, now);
-        while (move_one_datagram(pc))
-            ;
-    }
+        tern_sctp_abort(pc->sctp, now);
+    if (pc->dtls)
+        send_last_datagrams(pc, now);
     tern_dcm_detach(pc->dcm, now);
     pc->closed = true;
     if (pc->signaling != TERN_SIGNALING_CLOSED) {

@@ -210,7 +210,7 @@ static void set_sysctls(void)
     usrsctp_sysctl_set_sctp_nrsack_enable(0);
     usrsctp_sysctl_set_sctp_pktdrop_enable(0);
     /* Timers for an interactive link rather than RFC 4960 §15's conservative defaults (RTO.Min
-     * 1 s, RTO.Initial 3 s), as browsers do; failure after 5 retries instead of 10. */
+     * 1 s, RTO.Initial 3 s), as browsers do; failure after 10 retries. */
     usrsctp_sysctl_set_sctp_rto_min_default(250);
     usrsctp_sysctl_set_sctp_rto_initial_default(1000);
     usrsctp_sysctl_set_sctp_rto_max_default(10000);
@@ -1023,6 +1023,28 @@ int tern_sctp_close(tern_sctp_t *s, tern_time_t now)
     s->state = TERN_SCTP_STATE_CLOSING;
     /* SHUT_WR: SHUTDOWN once the queued data is acknowledged (RFC 4960 §9.2). */
     usrsctp_shutdown(s->sock, SHUT_WR);
+    leave(s);
+    return TERN_OK;
+}
+
+int tern_sctp_abort(tern_sctp_t *s, tern_time_t now)
+{
+    if (!s)
+        return TERN_ERR_INVALID_ARG;
+    if (s->state != TERN_SCTP_STATE_CONNECTING && s->state != TERN_SCTP_STATE_CONNECTED &&
+        s->state != TERN_SCTP_STATE_CLOSING)
+        return TERN_OK;
+    enter(s, now);
+    /* SCTP_ABORT on a send (RFC 6458 §5.3.4): the ABORT chunk goes out through the output
+     * callback now, so the peer learns of the end without waiting for any timer. */
+    struct sctp_sndinfo info;
+    memset(&info, 0, sizeof info);
+    info.snd_flags = SCTP_ABORT;
+    static const uint8_t no_reason; /* usrsctp refuses a NULL buffer even of length 0 */
+    if (usrsctp_sendv(s->sock, &no_reason, 0, NULL, 0, &info, sizeof info, SCTP_SENDV_SNDINFO,
+                      0) < 0)
+        TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u abort failed errno=%d", s->id, errno);
+    s->state = TERN_SCTP_STATE_CLOSED;
     leave(s);
     return TERN_OK;
 }

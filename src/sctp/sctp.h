@@ -211,6 +211,13 @@ int tern_sctp_reset_stream(tern_sctp_t *s, tern_time_t now, uint16_t stream);
  */
 int tern_sctp_close(tern_sctp_t *s, tern_time_t now);
 
+/**
+ * End the association at once with an ABORT (RFC 4960 §9.1), queued for sending now: what a
+ * peer connection's close does, so the peer learns of it in one datagram. The state becomes
+ * CLOSED without an event. @return 0 (also when not connected).
+ */
+int tern_sctp_abort(tern_sctp_t *s, tern_time_t now);
+
 /** @return the association's state. */
 tern_sctp_state_t tern_sctp_state(const tern_sctp_t *s);
 

@@ -325,6 +325,20 @@ static void test_connect_and_close(void)
     eq_int(tern_sctp_global_next_deadline(&ctx), TERN_TIME_NEVER);
 }
 
+static void test_abort(void)
+{
+    /* An abort is one ABORT chunk sent at once: the peer fails in the next exchange, with no
+     * timer running in between. */
+    connect_pair(0, 0);
+    eq_int(tern_sctp_abort(pa.s, now), 0);
+    eq_int(tern_sctp_state(pa.s), TERN_SCTP_STATE_CLOSED);
+    exchange();
+    ok(pb.failed);
+    eq_int(tern_sctp_state(pb.s), TERN_SCTP_STATE_FAILED);
+    eq_int(tern_sctp_abort(pa.s, now), 0); /* twice: nothing more */
+    free_pair();
+}
+
 static void test_one_sided_connect(void)
 {
     /* Only A calls connect: B's first input (A's INIT) starts B. */
@@ -720,6 +734,7 @@ int main(void)
     tern_ctx_config_t cfg = {.random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
     tern_ctx_init_base(&ctx, &cfg);
     subtest("connect and close", test_connect_and_close);
+    subtest("abort", test_abort);
     subtest("one-sided connect", test_one_sided_connect);
     subtest("messages", test_messages);
     subtest("receive limit", test_receive_limit);
