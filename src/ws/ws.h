@@ -467,8 +467,9 @@ void tern_ws_free(tern_ws_t *ws);
 int tern_ws_handle_input(tern_ws_t *ws, tern_time_t now, const uint8_t *data, size_t len);
 
 /**
- * The stream ended (read returned 0, or the socket failed). Ends the endpoint unless closed
- * (cause EOF; CLEAN if our close was sent and the peer's already received).
+ * The stream ended (read returned 0, or the socket failed). Ends the endpoint with cause EOF
+ * unless it is already CLOSED (a completed close handshake stays CLEAN). Messages parsed
+ * before are still delivered, then the CLOSE event.
  * @return 0.
  */
 int tern_ws_handle_eof(tern_ws_t *ws, tern_time_t now);
