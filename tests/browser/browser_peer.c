@@ -21,7 +21,8 @@
  * learn over a connection it has just closed; the driver reads them. With --offer it offers and
  * opens "ctl" itself; with --answer the browser offers and opens "ctl".
  *
- * Usage: browser_peer (--offer|--answer) [--loopback] ws://HOST:PORT/ws/ROOM
+ * Usage: browser_peer --signal ws://HOST:PORT/ws/ROOM (--offer|--answer) [--loopback]
+ * (the options of tern-echo that the suite uses, so that the driver starts both alike)
  * Ends on SIGTERM or SIGINT, freeing everything (leak-checked under ASan), with status 0.
  */
 #include <tern/signaling.h>
@@ -422,7 +423,8 @@ static void on_signal(void *arg, int fd, unsigned events)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: browser_peer (--offer|--answer) [--loopback] ws://HOST:PORT/ws/ROOM\n");
+    fprintf(stderr, "usage: browser_peer --signal ws://HOST:PORT/ws/ROOM (--offer|--answer) "
+                    "[--loopback]\n");
     return 2;
 }
 
@@ -438,8 +440,8 @@ int main(int argc, char **argv)
             role = TERN_SIGNALING_ROLE_ANSWER;
         else if (strcmp(argv[i], "--loopback") == 0)
             loopback = true;
-        else if (strncmp(argv[i], "ws", 2) == 0 && !url)
-            url = argv[i];
+        else if (strcmp(argv[i], "--signal") == 0 && i + 1 < argc)
+            url = argv[++i];
         else
             return usage();
     }

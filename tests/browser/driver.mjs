@@ -269,7 +269,7 @@ class Run {
         // A .mjs stand-in runs under node (for developing the harness without tern-signal).
         const [cmd, args] = exe.endsWith('.mjs')
                                 ? [process.execPath, [exe, String(PORTS.signal)]]
-                                : [exe, ['--listen', `${HOST}:${PORTS.signal}`]];
+                                : [exe, ['--listen', `${HOST}:${PORTS.signal}`, '--no-stun']];
         this.signal = new Proc('tern-signal', cmd, args, this.logPath('tern-signal.log'));
         await Promise.race([
             waitForPort(PORTS.signal, 10000),
@@ -288,7 +288,9 @@ class Run {
         if (!exe || !fs.existsSync(exe))
             throw new Error(`${prog} not found (${exe ?? `no --${kind} given`})`);
         const url = `${this.signalUrl}/ws/${room}`;
-        const args = [role === 'native-offers' ? '--offer' : '--answer', '--loopback', url];
+        // tern-echo and browser_peer take the same options.
+        const args = ['--signal', url, role === 'native-offers' ? '--offer' : '--answer',
+                      '--loopback'];
         const p = new Proc(prog, exe, args, this.logPath(logName),
                            { TERN_LOG: process.env.TERN_LOG ?? 'info' });
         await this.waitInRoom(room, p);
