@@ -14,6 +14,7 @@
  *   send LABEL TEXT       send TEXT (the rest of the line) on an open channel
  *   close LABEL           close a channel (W3C close)
  *   close-pc              close the peer connection (W3C close), shortly after the reply
+ *   pair                  the selected pair: local=ADDR ltype=T remote=ADDR rtype=T rtt=US
  *
  * LABEL and P are percent-encoded as JavaScript's encodeURIComponent does. A channel's state is
  * kept after it closes, so "info" can report "closed". Events also go to stdout, one line each
@@ -22,6 +23,7 @@
  * opens "ctl" itself; with --answer the browser offers and opens "ctl".
  *
  * Usage: browser_peer --signal ws://HOST:PORT/ws/ROOM (--offer|--answer) [--loopback]
+ *                     [--bind ADDR]...
  * (the options of tern-echo that the suite uses, so that the driver starts both alike)
  * Ends on SIGTERM or SIGINT, freeing everything (leak-checked under ASan), with status 0.
  */
@@ -272,6 +274,16 @@ static void run_command(app_t *app, char *line, char *out, size_t cap)
         }
         tern_dc_close(c->dc, tern_loop_now(app->loop));
         snprintf(out, cap, "ok");
+    } else if (strcmp(verb, "pair") == 0) {
+        tern_pc_pair_info_t pi;
+        char la[TERN_ADDR_STRLEN], ra[TERN_ADDR_STRLEN];
+        if (!app->pc || tern_pc_selected_pair(app->pc, &pi) != 0) {
+            snprintf(out, cap, "err no selected pair");
+            return;
+        }
+        snprintf(out, cap, "ok local=%s ltype=%s remote=%s rtype=%s rtt=%u",
+                 tern_addr_format(&pi.local, la, sizeof la), pi.local_type,
+                 tern_addr_format(&pi.remote, ra, sizeof ra), pi.remote_type, pi.rtt_us);
     } else if (strcmp(verb, "close-pc") == 0) {
         /* Later, so that this reply leaves before the association goes. */
         tern_loop_add_timer(app->loop, 100, close_pc_later, app, NULL);
@@ -424,7 +436,7 @@ static void on_signal(void *arg, int fd, unsigned events)
 static int usage(void)
 {
     fprintf(stderr, "usage: browser_peer --signal ws://HOST:PORT/ws/ROOM (--offer|--answer) "
-                    "[--loopback]\n");
+                    "[--loopback] [--bind ADDR]...\n");
     return 2;
 }
 
@@ -433,6 +445,8 @@ int main(int argc, char **argv)
     tern_signaling_role_t role = TERN_SIGNALING_ROLE_AUTO;
     bool loopback = false;
     const char *url = NULL;
+    const char *binds[8];
+    size_t nbind = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--offer") == 0)
             role = TERN_SIGNALING_ROLE_OFFER;
@@ -440,6 +454,8 @@ int main(int argc, char **argv)
             role = TERN_SIGNALING_ROLE_ANSWER;
         else if (strcmp(argv[i], "--loopback") == 0)
             loopback = true;
+        else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc && nbind < 8)
+            binds[nbind++] = argv[++i];
         else if (strcmp(argv[i], "--signal") == 0 && i + 1 < argc)
             url = argv[++i];
         else
@@ -469,6 +485,10 @@ int main(int argc, char **argv)
         pcfg.include_loopback = true;
         pcfg.bind_addresses = lo;
         pcfg.bind_address_count = 1;
+    }
+    if (nbind) {
+        pcfg.bind_addresses = binds;
+        pcfg.bind_address_count = nbind;
     }
     tern_pc_callbacks_t pcbs = {
         .on_connection_state = on_connection_state,

@@ -80,7 +80,12 @@ const CASES = [
       after: (np) => np.waitForLine(/^event close pc-close-b\b/m, 10000,
                                     'browser_peer to see its channel close') },
     { name: 'close-peer-native', native: 'peer' },
+    // Browsers with mDNS host names on, launched apart on a veth address (see mdnsPhase).
+    { name: 'mdns', native: 'peer', mdns: true },
 ];
+
+// The mDNS phase's non-loopback address: a veth pair inside the namespace, documentation range.
+const MDNS_ADDR = '198.51.100.1';
 
 const ROLES = { 'browser-offers': 'offer', 'native-offers': 'answer' };
 
@@ -289,8 +294,8 @@ class Run {
             throw new Error(`${prog} not found (${exe ?? `no --${kind} given`})`);
         const url = `${this.signalUrl}/ws/${room}`;
         // tern-echo and browser_peer take the same options.
-        const args = ['--signal', url, role === 'native-offers' ? '--offer' : '--answer',
-                      '--loopback'];
+        const args = ['--signal', url, role === 'native-offers' ? '--offer' : '--answer'];
+        args.push(...(this.mdnsMode ? ['--bind', MDNS_ADDR] : ['--loopback']));
         const p = new Proc(prog, exe, args, this.logPath(logName),
                            { TERN_LOG: process.env.TERN_LOG ?? 'info' });
         await this.waitInRoom(room, p);
@@ -358,9 +363,9 @@ class Run {
         return !this.opts.only || new RegExp(this.opts.only).test(`${browser} ${role} ${name}`);
     }
 
-    async launch(name) {
-        const log = fs.createWriteStream(this.logPath(`${name}.log`));
-        const b = await launchers[name]({ tmp: this.tmp, log, port: PORTS[name] });
+    async launch(name, mdns = false) {
+        const log = fs.createWriteStream(this.logPath(`${name}${mdns ? '-mdns' : ''}.log`));
+        const b = await launchers[name]({ tmp: this.tmp, log, port: PORTS[name], mdns });
         b.log = log;
         return b;
     }
@@ -397,6 +402,56 @@ class Run {
                 await x.navigate('about:blank').catch(() => {});
             this.report(!error, `${a.name}+${b.name}`, role, 'browser-smoke',
                         (performance.now() - t0) / 1000, error ?? detail);
+        }
+    }
+
+    // Make the namespace look like a host on a LAN: a veth pair (both ends inside the
+    // namespace, so nothing leaves it), an address on one end, the default route and the
+    // multicast route through it. Browsers without the media permission gather only the
+    // default route's address, and hide it behind an mDNS name (TESTING.md).
+    async setupVeth() {
+        const ip = (...args) => new Promise((resolve, reject) => {
+            const p = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+            let err = '';
+            p.stderr.on('data', (d) => (err += d));
+            p.on('exit', (code) => (code === 0 ? resolve() : reject(
+                new Error(`ip ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+        });
+        await ip('link', 'add', 'tb0', 'type', 'veth', 'peer', 'name', 'tb1');
+        for (const dev of ['tb0', 'tb1'])
+            fs.writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+        await ip('addr', 'add', `${MDNS_ADDR}/24`, 'dev', 'tb0');
+        await ip('link', 'set', 'tb0', 'up');
+        await ip('link', 'set', 'tb1', 'up');
+        await ip('route', 'replace', 'default', 'dev', 'tb0', 'src', MDNS_ADDR);
+        await ip('route', 'add', '224.0.0.0/4', 'dev', 'tb0');
+    }
+
+    async mdnsPhase(names, cases) {
+        const todo = names.flatMap((b) => this.opts.roles.flatMap(
+            (r) => cases.filter((c) => this.selected(b, r, c.name)).map((c) => [b, r, c])));
+        if (!todo.length)
+            return;
+        try {
+            await this.setupVeth();
+        } catch (e) {
+            this.report(false, 'all', '-', 'mdns network setup', 0, e.message);
+            return;
+        }
+        this.mdnsMode = true;
+        for (const name of names) {
+            let b;
+            try {
+                b = await this.launch(name, true);
+            } catch (e) {
+                this.report(false, name, '-', 'launch (mDNS on)', 0, e.message);
+                continue;
+            }
+            for (const [bn, role, c] of todo)
+                if (bn === name)
+                    await this.runCase(b, role, c);
+            await b.close();
+            b.log.end();
         }
     }
 
@@ -445,12 +500,14 @@ class Run {
         for (const b of browsers)
             for (const role of o.roles)
                 for (const c of cases)
-                    if (this.selected(b.name, role, c.name))
+                    if (!c.mdns && this.selected(b.name, role, c.name))
                         await this.runCase(b, role, c);
         for (const b of browsers) {
             await b.close();
             b.log.end();
         }
+        // Last, as it changes the namespace's default route.
+        await this.mdnsPhase(browsers.map((b) => b.name), cases.filter((c) => c.mdns));
         return this.finish();
     }
 

@@ -197,8 +197,11 @@ const T = (() => {
             pending = null;
             list.forEach(addCandidate);
         };
+        c.local = [];
         pc.onicecandidate = (e) => {
             const cand = e.candidate;
+            if (cand)
+                c.local.push(cand.candidate);
             sig.send({ type: 'candidate', to: peer, candidate: cand ? cand.candidate : '',
                        sdpMid: cand ? cand.sdpMid : '0', sdpMLineIndex: cand ? cand.sdpMLineIndex
                                                                                 : 0 });
@@ -537,6 +540,33 @@ const T = (() => {
         await deadline(Promise.all([dc.closed, c.first.closed]), 15000,
                        'every channel to close after the native side closed');
         return `channels closed; connectionState ${c.pc.connectionState}`;
+    };
+
+    // With mDNS on (a browser without the media permission, on a non-loopback address), the
+    // browser's host candidates are "<uuid>.local" names. tern connects whether or not it
+    // resolves them: the browser's checks reach it and make a peer-reflexive candidate.
+    cases.mdns = async (c) => {
+        const dc = await channel(c, 'mdns');
+        await echo(dc, 'through an mDNS host candidate');
+        await echo(dc, randomBytes(5000));
+        const hosts = c.local.filter((x) => / typ host/.test(x));
+        check(hosts.length && hosts.every((x) => /\.local /.test(x)),
+              `every host candidate of the browser is an mDNS name: ${hosts.join(' | ')}`);
+        let pair = '';
+        const stats = await c.pc.getStats();
+        stats.forEach((r) => {
+            if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
+                const l = stats.get(r.localCandidateId), rm = stats.get(r.remoteCandidateId);
+                pair = `${l?.candidateType} ${l?.address ?? ''} -> ${rm?.candidateType} ` +
+                       `${rm?.address ?? ''}:${rm?.port ?? ''}`;
+            }
+        });
+        // tern's own view of the pair (browser_peer): prflx while it cannot resolve the name,
+        // host once it has resolved it (the resolved candidate upgrades the prflx one).
+        const tern = parseInfo(await ctl(c, 'pair'));
+        return `browser: ${pair || '?'}; tern: ${tern.ltype} ${tern.local} -> ${tern.rtype} ` +
+               `${tern.remote}; browser host candidates: ` +
+               hosts.map((x) => x.split(' ')[4]).join(', ');
     };
 
     // ---- browser to browser through tern-signal (smoke test of the harness itself) ----
