@@ -762,6 +762,10 @@ static void read_input(conn_t *c)
             return;
         }
         budget -= TERN_MIN(budget, (size_t)n);
+        /* A short plain read drained the socket: skip the read that would say EAGAIN (the
+         * fd is level-triggered, anything newer is reported again). */
+        if ((size_t)n < sizeof s->rx && !c->stream.ssl)
+            budget = 0;
         size_t off = 0;
         while (!c->dead && off < (size_t)n) {
             /* The endpoint takes everything unless its event queue is full: drain, retry. */

@@ -1024,6 +1024,9 @@ static void test_http(void)
         {"/ws/ok-room", 426, NULL, NULL},
     };
     for (size_t i = 0; i < TERN_ARRAY_LEN(cases); i++) {
+        /* Without openat2 (valgrind does not know it) no link is followed at all. */
+        if (valgrind && strcmp(cases[i].path, "/inside") == 0)
+            continue;
         int status = http_get(&s, cases[i].path, &r);
         if (status != cases[i].status)
             printf("#   %s: %d\n", cases[i].path, status);
