@@ -211,9 +211,11 @@ static tern_ice_state_t state_without_selected(tern_ice_t *ice)
     /*
      * Failed once every pair has failed and no candidate can come any more, or when nothing
      * has worked for failed_timeout. With no pair at all the peer's checks may still teach us
-     * a peer-reflexive one (Chrome's mDNS-only candidates), so only the timer fails then.
+     * a peer-reflexive one (Chrome's mDNS-only candidates), so only the timer fails then; nor
+     * while a ".local" candidate still waits for its name.
      */
-    if ((ice->pair_count > 0 && all_failed && ice->remote_done && ice->local_done) ||
+    if ((ice->pair_count > 0 && all_failed && ice->remote_done && ice->local_done &&
+         !tern_ice_mdns_pending(ice)) ||
         (all_failed && timed_out)) {
         ice->failed = true;
         return TERN_ICE_STATE_FAILED;
@@ -380,6 +382,8 @@ static void apply_defaults(tern_ice_config_t *c)
         c->consent_interval_us = ICE_DEFAULT_CONSENT_US;
     if (!c->nomination_delay_us)
         c->nomination_delay_us = ICE_DEFAULT_NOMINATION_US;
+    if (!c->max_mdns_lookups)
+        c->max_mdns_lookups = ICE_DEFAULT_MDNS_LOOKUPS;
 }
 
 static int allocate_tables(tern_ice_t *ice)
@@ -455,6 +459,7 @@ void tern_ice_free(tern_ice_t *ice)
     tern_free(ctx, ice->txns);
     tern_free(ctx, ice->triggered);
     tern_free(ctx, ice->events);
+    tern_ice_mdns_free(ice);
     /* The struct holds the passwords (CONVENTIONS.md §5: secrets are zeroed when freed). */
     tern_free_secret(ctx, ice, sizeof *ice);
 }
@@ -614,6 +619,20 @@ static int find_remote(const tern_ice_t *ice, const tern_addr_t *addr)
     return -1;
 }
 
+/* A host name: a ".local" one waits for mDNS, any other is accepted and ignored. */
+static int add_named_remote(tern_ice_t *ice, const tern_ice_candidate_t *c)
+{
+    tern_ice_candidate_t named = *c;
+    named.hostname[TERN_ICE_HOSTNAME_MAX] = '\0';
+    named.foundation[TERN_ICE_FOUNDATION_MAX] = '\0';
+    if (c->transport != TERN_TRANSPORT_UDP || c->component != 1 || ice->cfg.disable_mdns ||
+        !tern_mdns_is_local_name(named.hostname))
+        return TERN_OK;
+    int ret = tern_ice_mdns_add_candidate(ice, &named);
+    tern_ice_service(ice);
+    return ret;
+}
+
 int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_ice_candidate_t *c)
 {
     if (!ice || !c)
@@ -627,7 +646,14 @@ int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_i
      * is checked all the same rather than refused.
      */
     if (c->addr.family == TERN_AF_UNSPEC)
-        return c->hostname[0] != '\0' ? TERN_OK : TERN_ERR_INVALID_ARG;
+        return c->hostname[0] != '\0' ? add_named_remote(ice, c) : TERN_ERR_INVALID_ARG;
+    int ret = tern_ice_add_remote(ice, c);
+    tern_ice_service(ice);
+    return ret;
+}
+
+int tern_ice_add_remote(tern_ice_t *ice, const tern_ice_candidate_t *c)
+{
     if (c->addr.family != TERN_AF_INET && c->addr.family != TERN_AF_INET6)
         return TERN_ERR_INVALID_ARG;
     /* Accepted and ignored: ICE-TCP, RTCP (rtcp-mux everywhere), and unusable addresses. */
@@ -662,7 +688,6 @@ int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_i
     ICE_DEBUG(ice, "remote %s candidate %s", tern_ice_cand_type_name(c->type),
               tern_addr_log(ice->ctx, &c->addr, a));
     tern_ice_pair_remote(ice, index);
-    tern_ice_service(ice);
     return TERN_OK;
 }
 
@@ -706,6 +731,7 @@ int tern_ice_restart(tern_ice_t *ice, tern_time_t now)
     ice->checking_since = 0;
     ice->first_success_at = 0;
     tern_ice_reset_checks(ice, keep);
+    tern_ice_mdns_forget_candidates(ice);
     ICE_DEBUG(ice, "restart, %s the selected pair", keep >= 0 ? "keeping" : "without");
     /* Report the local candidates again for the new generation (RFC 8445 §9). */
     ice->gathering_announced = false;
@@ -739,6 +765,12 @@ int tern_ice_handle_input(tern_ice_t *ice, tern_time_t now, const tern_datagram_
     if (!ice || !in || (!in->data && in->len))
         return TERN_ERR_INVALID_ARG;
     advance_time(ice, now);
+    if (!ice->closed && tern_ice_mdns_claims(in)) {
+        /* Never read as STUN: nothing that arrived on the multicast group is answered. */
+        tern_ice_mdns_handle_input(ice, in);
+        tern_ice_service(ice);
+        return TERN_OK;
+    }
     tern_stun_msg_t m;
     if (ice->closed || tern_stun_parse(in->data, in->len, &m) != TERN_OK) {
         ice->stats.dropped++;
@@ -766,7 +798,8 @@ tern_time_t tern_ice_next_deadline(const tern_ice_t *ice)
 {
     if (ice->closed)
         return TERN_TIME_NEVER;
-    return tern_ice_checks_deadline(ice);
+    tern_time_t d = tern_ice_checks_deadline(ice);
+    return TERN_MIN(d, TERN_MAX(tern_ice_mdns_deadline(ice), ice->now));
 }
 
 tern_ice_state_t tern_ice_state(const tern_ice_t *ice)
@@ -813,6 +846,8 @@ bool tern_ice_accepts(const tern_ice_t *ice, const tern_datagram_t *in)
 {
     if (!ice || !in || !in->data)
         return false;
+    if (tern_ice_mdns_claims(in))
+        return tern_ice_mdns_accepts(ice, in);
     tern_stun_msg_t m;
     if (tern_stun_is_message(in->data, in->len)) {
         if (tern_stun_parse(in->data, in->len, &m) != TERN_OK)

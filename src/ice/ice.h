@@ -13,11 +13,13 @@
  *
  * Scope (deliberately unsupported): one data stream with one component (BUNDLE and rtcp-mux, as
  * every WebRTC peer does), so remote candidates of component 2 are ignored; ICE-TCP candidates
- * and unresolved host names (mDNS ".local" names) are accepted and ignored: resolve the name and
- * add the candidate again with `addr` set; ICE-lite is not implemented (the agent is always full,
- * and it works with a lite peer if made controlling); aggressive nomination is not sent (RFC 8445
- * removed it) but a USE-CANDIDATE on any check is honoured; relay candidates (TURN) come with the
- * TURN client, later.
+ * are accepted and ignored; mDNS ".local" host names are resolved by the agent itself (one-shot
+ * multicast queries, RFC 6762, see ice_mdns.h: the driver must deliver what arrives on
+ * 224.0.0.251:5353 once the agent sends there) while other host names are accepted and ignored
+ * (resolve them and add the candidate again with `addr` set); ICE-lite is not implemented (the
+ * agent is always full, and it works with a lite peer if made controlling); aggressive nomination
+ * is not sent (RFC 8445 removed it) but a USE-CANDIDATE on any check is honoured; relay candidates
+ * (TURN) come with the TURN client, later.
  */
 #ifndef TERN_ICE_ICE_H
 #define TERN_ICE_ICE_H
@@ -136,6 +138,10 @@ typedef struct tern_ice_config {
      * highest-priority pair of the list) is nominated at once.
      */
     uint32_t nomination_delay_us;
+    /** mDNS names looked up at once (more wait their turn); 0: 4. */
+    uint16_t max_mdns_lookups;
+    /** true: ".local" candidates are ignored, no mDNS query is ever sent. */
+    bool disable_mdns;
 } tern_ice_config_t;
 
 /** Event types (RFC 8445 / W3C vocabulary). */
@@ -183,8 +189,12 @@ typedef struct tern_ice_stats {
     uint64_t checks_received;    /**< authenticated Binding requests */
     uint64_t responses_received; /**< authenticated responses to our transactions */
     uint64_t role_conflicts;
-    uint64_t dropped;    /**< malformed, unauthenticated or unexpected datagrams */
-    uint64_t tx_dropped; /**< datagrams not queued because the transmit queue was full */
+    uint64_t dropped;       /**< malformed, unauthenticated or unexpected datagrams */
+    uint64_t tx_dropped;    /**< datagrams not queued because the transmit queue was full */
+    uint64_t mdns_queries;  /**< mDNS query datagrams sent (one per IPv4 socket and attempt) */
+    uint64_t mdns_resolved; /**< ".local" names resolved */
+    uint64_t mdns_failed;   /**< ".local" names given up on (no answer in 5 s) */
+    uint64_t mdns_ignored;  /**< mDNS datagrams that answered nothing asked, or malformed */
 } tern_ice_stats_t;
 
 /**
@@ -276,9 +286,13 @@ int tern_ice_set_remote_credentials(tern_ice_t *ice, tern_time_t now, const char
  * duplicate of a known one (same transport and address) is ignored except that it upgrades a
  * peer-reflexive candidate's type and priority (RFC 8445 §7.3.1.3).
  * @param c  copied.
+ * A candidate whose address is a ".local" name waits while the agent resolves the name by
+ * mDNS (transmits to 224.0.0.251:5353 from its IPv4 host sockets), and joins the check list
+ * when the answer comes; an unresolved name is given up after 5 s and never fails the agent.
  * @return 0, also for a well-formed candidate the agent ignores (TCP, component other than 1,
- *         an unresolved hostname, a duplicate); TERN_ERR_INVALID_ARG for a candidate of no
- *         family that has no hostname either; TERN_ERR_TOO_LARGE past max_remote_candidates;
+ *         a hostname that is not ".local", a duplicate) or waits to resolve;
+ *         TERN_ERR_INVALID_ARG for a candidate of no family that has no hostname either;
+ *         TERN_ERR_TOO_LARGE past max_remote_candidates (or 16 candidates waiting for names);
  *         TERN_ERR_INVALID_STATE after close; TERN_ERR_NOMEM.
  */
 int tern_ice_add_remote_candidate(tern_ice_t *ice, tern_time_t now, const tern_ice_candidate_t *c);
@@ -309,7 +323,10 @@ int tern_ice_restart(tern_ice_t *ice, tern_time_t now);
 int tern_ice_close(tern_ice_t *ice, tern_time_t now);
 
 /**
- * Feed a datagram that arrived on one of the local sockets. Only STUN is consumed: requests are
+ * Feed a datagram that arrived on one of the local sockets, or on an mDNS socket (bound to
+ * port 5353 and joined to 224.0.0.251, `local` set to 224.0.0.251:5353). mDNS answers for names
+ * the agent resolves are consumed (see tern_ice_add_remote_candidate). Otherwise only STUN is
+ * consumed: requests are
  * authenticated and answered (RFC 8445 §7.3), responses matched to our transactions. Anything
  * malformed, unauthenticated or unexpected is dropped and counted, and never changes the state;
  * a request with a wrong USERNAME or MESSAGE-INTEGRITY is answered 400/401 as RFC 8489 §9.1.3
@@ -360,7 +377,8 @@ int tern_ice_send(tern_ice_t *ice, tern_time_t now, const uint8_t *data, size_t 
 /**
  * Whether a datagram is for this agent, to route datagrams on a socket shared by several
  * agents: a STUN request whose USERNAME starts with our ufrag and ':', a STUN response to one of
- * our transactions, or anything from the remote address of a known pair.
+ * our transactions, an mDNS answer (on 224.0.0.251:5353) about a name the agent resolves, or
+ * anything from the remote address of a known pair.
  * @param in  borrowed for the call.
  */
 bool tern_ice_accepts(const tern_ice_t *ice, const tern_datagram_t *in);

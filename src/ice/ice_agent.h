@@ -8,6 +8,7 @@
 #define TERN_ICE_ICE_AGENT_H
 
 #include "ice/ice.h"
+#include "ice/ice_mdns.h"
 
 #include <string.h>
 
@@ -29,7 +30,8 @@
 #define ICE_DEFAULT_MAX_PAIRS 100 /* RFC 8445 §6.1.2.5 */
 #define ICE_DEFAULT_MAX_LOCAL 32
 #define ICE_DEFAULT_MAX_SERVERS 4
-#define ICE_MAX_PRFLX_LOCAL 8 /* local peer-reflexive candidates learnt from responses */
+#define ICE_MAX_PRFLX_LOCAL 8      /* local peer-reflexive candidates learnt from responses */
+#define ICE_DEFAULT_MDNS_LOOKUPS 4 /* a browser hides each of its host addresses behind a name */
 
 #define ICE_TXQ_ENTRIES 64 /* datagrams waiting to be polled */
 
@@ -166,6 +168,10 @@ struct tern_ice {
     size_t ev_head, ev_count, ev_cap;
     tern_txq_t txq;
 
+    /* mDNS names being resolved and the candidates waiting for them (ice_mdns.c); allocated
+     * with the first ".local" candidate */
+    ice_mdns_t *mdns;
+
     /* stats */
     tern_ice_stats_t stats;
 };
@@ -203,6 +209,9 @@ int tern_ice_add_srflx(tern_ice_t *ice, uint16_t base, uint16_t server, const te
 int tern_ice_find_local_by_addr(const tern_ice_t *ice, const tern_addr_t *addr);
 int tern_ice_add_prflx_local(tern_ice_t *ice, uint16_t base, const tern_addr_t *mapped,
                              uint32_t priority);
+/* Add a remote candidate that has an address (no service run); tern_ice_add_remote_candidate's
+ * return values. */
+int tern_ice_add_remote(tern_ice_t *ice, const tern_ice_candidate_t *c);
 
 /* ice_check.c */
 void tern_ice_pair_local(tern_ice_t *ice, uint16_t local);

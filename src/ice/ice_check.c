@@ -679,6 +679,7 @@ void tern_ice_service(tern_ice_t *ice)
             send_check(ice, index);
     }
     run_consent(ice);
+    tern_ice_mdns_service(ice);
     tern_ice_update_state(ice);
 }
 

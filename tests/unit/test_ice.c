@@ -5,7 +5,10 @@
  * 1000000) and a seeded rng: connectivity, dual stack, trickle in every order, role conflicts,
  * a check dropped by a filtering NAT and recovered by a triggered check, peer-reflexive
  * candidates behind a NAT, server-reflexive gathering, bad credentials answered 400/401/420
- * without any state change, consent loss and recovery, failure, restart, bounds and close.
+ * without any state change, consent loss and recovery, failure, restart, bounds and close;
+ * and ".local" candidates resolved through an in-test mDNS responder that answers as the
+ * browsers do (by multicast only): resolution, no answer (prflx still connects), late answers,
+ * the cache, IPv6 names, answers that must be ignored, bounds and the lookup cap.
  */
 #include "check.h"
 #include "guard.h"
@@ -244,6 +247,7 @@ static bool (*drop_rule)(int from, const tern_transmit_t *t);
 static tern_addr_t stun_server; /* answered by the network itself when set */
 static int stun_server_hits;
 static bool stun_server_silent;
+static void answer_mdns(const tern_transmit_t *t); /* the in-test mDNS responder, below */
 
 static peer_t *peer_by_local(const tern_addr_t *a, int *index)
 {
@@ -309,6 +313,10 @@ static void route(int from, const tern_transmit_t *t)
         return;
     if (stun_server.family && tern_addr_equal(&t->remote, &stun_server)) {
         answer_stun_server(&source, t);
+        return;
+    }
+    if (t->remote.family == TERN_AF_INET && t->remote.ip[0] == 224 && t->remote.port == 5353) {
+        answer_mdns(t);
         return;
     }
     enqueue(&source, &t->remote, t->data, t->len, now + one_way_us);
@@ -412,6 +420,16 @@ static void run_until(tern_time_t until)
             memmove(&pkts[k], &pkts[k + 1], (size_t)(pkt_count - k - 1) * sizeof pkts[0]);
             pkt_count--;
             p.d.data = p.data;
+            if (p.d.local.family == TERN_AF_INET && p.d.local.ip[0] == 224) {
+                /* Multicast: every agent's mDNS socket gets it. */
+                for (int i = 0; i < MAX_PEERS; i++) {
+                    if (!peers[i].ice)
+                        continue;
+                    eq_int(tern_ice_handle_input(peers[i].ice, now, &p.d), 0);
+                    drain(i);
+                }
+                continue;
+            }
             int dst;
             if (deliver_to(&p, &dst)) {
                 /* The socket it arrives on has the zone. */
@@ -1643,6 +1661,535 @@ static void test_lossy_network(void)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* mDNS: ".local" candidates                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The in-test responder, a browser's: names it owns, answered by multicast only, like
+ * Chromium's (one question, class exactly IN, ID 0) or like Firefox's (the query's ID). */
+#define ZONE_MAX 24
+static struct {
+    char name[64];
+    tern_addr_t ip;
+} zone[ZONE_MAX];
+static int zone_count;
+static int mdns_queries_seen; /* well-formed queries that reached the responder */
+static int mdns_answers_sent;
+static bool mdns_silent;          /* never answers */
+static tern_time_t mdns_delay_us; /* answer delay after the query */
+static int mdns_answer_limit;     /* answers at most this many queries (0: all) */
+static char mdns_last_question[TERN_MDNS_NAME_MAX + 1];
+static const tern_addr_t *mdns_last_from;
+static tern_addr_t mdns_last_source;
+
+static void reset_mdns(void)
+{
+    zone_count = mdns_queries_seen = mdns_answers_sent = mdns_answer_limit = 0;
+    mdns_silent = false;
+    mdns_delay_us = 0;
+    mdns_last_question[0] = '\0';
+    mdns_last_from = NULL;
+}
+
+static tern_addr_t mdns_group(void)
+{
+    return addr("224.0.0.251:5353");
+}
+
+static void answer_mdns(const tern_transmit_t *t)
+{
+    tern_mdns_msg_t q;
+    mdns_last_source = t->local;
+    mdns_last_from = &mdns_last_source;
+    /* What Chromium's DnsQuery::Parse takes: a query with one question of class exactly IN. */
+    if (tern_mdns_parse(t->data, t->len, &q) != 0 || q.is_response || q.qdcount != 1 ||
+        q.question_count != 1 || q.questions[0].qclass != TERN_MDNS_CLASS_IN ||
+        q.questions[0].unicast_response) {
+        ok(!"a query the browsers would refuse");
+        return;
+    }
+    mdns_queries_seen++;
+    snprintf(mdns_last_question, sizeof mdns_last_question, "%s", q.questions[0].name);
+    if (mdns_silent || (mdns_answer_limit && mdns_answers_sent >= mdns_answer_limit))
+        return;
+    for (int i = 0; i < zone_count; i++) {
+        if (strcmp(zone[i].name, q.questions[0].name) != 0)
+            continue;
+        tern_mdns_record_t r;
+        memset(&r, 0, sizeof r);
+        memcpy(r.name, zone[i].name, sizeof zone[i].name);
+        r.addr = zone[i].ip;
+        r.addr.port = 0;
+        r.rclass = TERN_MDNS_CLASS_IN;
+        r.cache_flush = true;
+        r.ttl = 120;
+        /* An A question for an IPv6 name: Chromium puts the AAAA record in the additional
+         * section (its answer is an NSEC record, which tern skips). */
+        r.type = r.addr.family == TERN_AF_INET ? TERN_MDNS_TYPE_A : TERN_MDNS_TYPE_AAAA;
+        r.section =
+            r.type == TERN_MDNS_TYPE_A ? TERN_MDNS_SECTION_ANSWER : TERN_MDNS_SECTION_ADDITIONAL;
+        uint8_t buf[512];
+        int len = tern_mdns_write_response(buf, sizeof buf, q.id, &r, 1, true);
+        ok(len > 0);
+        tern_addr_t from = zone[i].ip, to = mdns_group();
+        from.port = 5353;
+        enqueue(&from, &to, buf, (size_t)len, now + (mdns_delay_us ? mdns_delay_us : one_way_us));
+        mdns_answers_sent++;
+    }
+}
+
+/* Give `from`'s host candidates to `to` with their addresses hidden behind names, as a browser
+ * does, and put the names in the responder's zone. */
+static void give_candidates_mdns(int from, int to)
+{
+    for (int k = 0; k < peers[from].cand_count; k++) {
+        tern_ice_candidate_t c = peers[from].cands[k];
+        if (c.type == TERN_ICE_CAND_HOST && zone_count < ZONE_MAX) {
+            snprintf(zone[zone_count].name, sizeof zone[0].name, "%08x-0000-4000-8000-%012d.local",
+                     (unsigned)(from + 1), zone_count);
+            zone[zone_count].ip = c.addr;
+            snprintf(c.hostname, sizeof c.hostname, "%s", zone[zone_count].name);
+            zone_count++;
+            memset(c.addr.ip, 0, sizeof c.addr.ip);
+            c.addr.family = TERN_AF_UNSPEC;
+        }
+        char line[TERN_ICE_CANDIDATE_STRLEN];
+        tern_ice_candidate_t parsed;
+        ok(tern_ice_candidate_format(&c, line, sizeof line) > 0);
+        eq_int(tern_ice_candidate_parse(line, strlen(line), &parsed), 0);
+        eq_int(tern_ice_add_remote_candidate(peers[to].ice, now, &parsed), 0);
+    }
+}
+
+static tern_ice_stats_t stats_of(int i)
+{
+    tern_ice_stats_t st;
+    tern_ice_get_stats(peers[i].ice, &st);
+    return st;
+}
+
+/* Peer 0 is tern; peer 1 plays the browser, whose host candidates reach tern as names. */
+static void setup_mdns_pair(const char **a, int na, const char **b, int nb, bool b_learns_a)
+{
+    reset_world();
+    reset_mdns();
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, na);
+    setup_peer(1, &cb, b, nb);
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    give_candidates_mdns(1, 0);
+    if (b_learns_a)
+        give_candidates(0, 1);
+    eq_int(tern_ice_remote_candidates_done(peers[0].ice, now), 0);
+    eq_int(tern_ice_remote_candidates_done(peers[1].ice, now), 0);
+}
+
+static void test_mdns_resolve(void)
+{
+    /* The browser never learns tern's candidates: only the resolved name can connect. */
+    const char *a[] = {"10.0.0.1:1000", "127.0.0.1:1001"}, *b[] = {"10.0.0.2:2000"};
+    setup_mdns_pair(a, 2, b, 1, false);
+    eq_int(peers[0].ice->remote_count, 0);
+    /* The first query went out at once, from the IPv4 host socket only (not loopback). */
+    drain_all();
+    eq_int(mdns_queries_seen, 1);
+    tern_addr_t from = addr("10.0.0.1:1000");
+    ok(mdns_last_from && tern_addr_equal(mdns_last_from, &from));
+    eq_str(mdns_last_question, zone[0].name);
+    eq_int(tern_ice_state(peers[0].ice), TERN_ICE_STATE_NEW);
+    run_until(now + 3000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[0].ice, &v));
+    eq_int(v.remote->type, TERN_ICE_CAND_HOST);
+    eq_str(v.remote->hostname, zone[0].name);
+    tern_ice_stats_t st = stats_of(0);
+    eq_int(st.mdns_resolved, 1);
+    eq_int(st.mdns_failed, 0);
+    eq_int(st.mdns_queries, 1); /* answered before the retry at 250 ms */
+    eq_int(mdns_queries_seen, 1);
+    /* Nothing more is sent for the name. */
+    run_until(now + 10000000);
+    eq_int(mdns_queries_seen, 1);
+}
+
+static void test_mdns_no_answer(void)
+{
+    /* The responder is silent; the browser checks us, so the pair is learnt peer-reflexive. */
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    setup_mdns_pair(a, 1, b, 1, true);
+    mdns_silent = true;
+    run_until(now + 4000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    tern_ice_pair_view_t v;
+    ok(tern_ice_selected_pair(peers[0].ice, &v));
+    eq_int(v.remote->type, TERN_ICE_CAND_PRFLX);
+    /* Four queries (0, 0.25, 1, 2 s), then it gives up at 5 s without changing the state. */
+    run_until(now + 10000000);
+    eq_int(mdns_queries_seen, 4);
+    tern_ice_stats_t st = stats_of(0);
+    eq_int(st.mdns_failed, 1);
+    eq_int(st.mdns_resolved, 0);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    ok(!saw_state(0, TERN_ICE_STATE_FAILED));
+    /* The deadline no longer follows mDNS. */
+    ok(tern_ice_mdns_deadline(peers[0].ice) == TERN_TIME_NEVER);
+}
+
+static void test_mdns_only_names_unresolved(void)
+{
+    /* Nobody answers and nobody checks: ICE waits for a peer-reflexive candidate and the
+     * unresolved name does not fail it before the failed timeout. */
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    setup_mdns_pair(a, 1, b, 1, false);
+    mdns_silent = true;
+    run_until(now + 20000000);
+    ok(!saw_state(0, TERN_ICE_STATE_FAILED));
+    eq_int(stats_of(0).mdns_failed, 1);
+}
+
+static void test_mdns_late_answers(void)
+{
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    /* Answered 3 s after the first query (after the last retry, before giving up). */
+    setup_mdns_pair(a, 1, b, 1, false);
+    mdns_delay_us = 3000000;
+    mdns_answer_limit = 1;
+    run_until(now + 2900000);
+    eq_int(peers[0].ice->remote_count, 0);
+    run_until(now + 3000000);
+    eq_int(stats_of(0).mdns_resolved, 1);
+    eq_int(stats_of(0).mdns_failed, 0);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+
+    /* Answered after giving up (at 8 s): a late answer is still taken. */
+    setup_mdns_pair(a, 1, b, 1, false);
+    mdns_delay_us = 8000000;
+    mdns_answer_limit = 1;
+    run_until(now + 6000000);
+    eq_int(stats_of(0).mdns_failed, 1);
+    eq_int(peers[0].ice->remote_count, 0);
+    run_until(now + 4000000);
+    eq_int(stats_of(0).mdns_resolved, 1);
+    eq_int(peers[0].ice->remote_count, 1);
+    run_until(now + 3000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+
+    /* An answer after the linger time finds nothing waiting. */
+    setup_mdns_pair(a, 1, b, 1, false);
+    mdns_delay_us = 40000000;
+    mdns_answer_limit = 1;
+    run_until(now + 45000000);
+    eq_int(stats_of(0).mdns_resolved, 0);
+    eq_int(peers[0].ice->remote_count, 0);
+    ok(stats_of(0).mdns_ignored >= 1);
+}
+
+static void test_mdns_cache(void)
+{
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    setup_mdns_pair(a, 1, b, 1, false);
+    run_until(now + 3000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    uint64_t queries = stats_of(0).mdns_queries;
+    /* The same candidate again (trickled after the description): a duplicate, no query. */
+    char line[256];
+    snprintf(line, sizeof line, "candidate:9 1 udp 2113937151 %s 2000 typ host", zone[0].name);
+    tern_ice_candidate_t again;
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &again), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &again), 0);
+    eq_int(peers[0].ice->remote_count, 1);
+    /* A candidate on another port of the same name: paired at once from the cache. */
+    snprintf(line, sizeof line, "candidate:9 1 udp 2113937151 %s 2001 typ host", zone[0].name);
+    tern_ice_candidate_t c;
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    eq_int(peers[0].ice->remote_count, 2);
+    tern_addr_t want = addr("10.0.0.2:2001");
+    ok(tern_addr_equal(&peers[0].ice->remotes[1].c.addr, &want));
+    /* After an ICE restart the browser keeps its names: still no query. */
+    eq_int(tern_ice_restart(peers[0].ice, now), 0);
+    eq_int(tern_ice_restart(peers[1].ice, now), 0);
+    drain_all();
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &again), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    run_until(now + 3000000);
+    eq_int(stats_of(0).mdns_queries, queries);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
+    ok(!peers[0].ice->pairs[peers[0].ice->selected].legacy);
+    /* The cache lasts the TTL (120 s): then the name is asked again. */
+    run_until(now + 121000000);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    drain_all();
+    eq_int(stats_of(0).mdns_queries, queries + 1);
+    /* A goodbye (TTL 0) empties the cache. */
+    run_until(now + 1000000);
+    eq_int(stats_of(0).mdns_resolved, 2);
+    tern_mdns_record_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", zone[0].name);
+    r.addr = addr("10.0.0.2");
+    r.type = TERN_MDNS_TYPE_A;
+    r.rclass = TERN_MDNS_CLASS_IN;
+    uint8_t buf[256];
+    int len = tern_mdns_write_response(buf, sizeof buf, 0, &r, 1, false);
+    tern_datagram_t d = {
+        .local = mdns_group(), .remote = addr("10.0.0.2:5353"), .data = buf, .len = (size_t)len};
+    eq_int(tern_ice_handle_input(peers[0].ice, now, &d), 0);
+    snprintf(line, sizeof line, "candidate:9 1 udp 2113937151 %s 2002 typ host", zone[0].name);
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    drain_all();
+    eq_int(stats_of(0).mdns_queries, queries + 2);
+}
+
+static void test_mdns_ipv6_name(void)
+{
+    /* The browser's IPv6 address behind a name: the AAAA record in the additional section. */
+    const char *a[] = {"10.0.0.1:1000", "[2001:db8::1]:1000"};
+    const char *b[] = {"[2001:db8::2]:2000"};
+    setup_mdns_pair(a, 2, b, 1, false);
+    run_until(now + 3000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "[2001:db8::1]:1000", "[2001:db8::2]:2000");
+    /* Queried over IPv4 all the same. */
+    tern_addr_t from = addr("10.0.0.1:1000");
+    ok(mdns_last_from && tern_addr_equal(mdns_last_from, &from));
+}
+
+static void test_mdns_peer_on_port_5353(void)
+{
+    /* A peer whose socket is on port 5353 is an ordinary peer: only the group is mDNS. */
+    reset_world();
+    reset_mdns();
+    const char *a[] = {"10.0.0.1:5353"}, *b[] = {"10.0.0.2:5353"};
+    tern_ice_config_t ca = default_cfg(true), cb = default_cfg(false);
+    setup_peer(0, &ca, a, 1);
+    setup_peer(1, &cb, b, 1);
+    exchange_all();
+    run_until(now + 2000000);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    eq_int(state_of(1), TERN_ICE_STATE_COMPLETED);
+    tern_datagram_t d = {.local = addr("10.0.0.1:5353"),
+                         .remote = addr("10.0.0.2:5353"),
+                         .data = (const uint8_t *)"\x17\xfe\xfd",
+                         .len = 3};
+    ok(tern_ice_accepts(peers[0].ice, &d)); /* DTLS from the pair's address */
+}
+
+static int send_answer(int to, const char *name, const char *ip, tern_addr_t local,
+                       const char *remote, bool response)
+{
+    tern_mdns_record_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    r.addr = addr(ip);
+    r.type = r.addr.family == TERN_AF_INET ? TERN_MDNS_TYPE_A : TERN_MDNS_TYPE_AAAA;
+    r.rclass = TERN_MDNS_CLASS_IN;
+    r.ttl = 120;
+    uint8_t buf[512];
+    int len = tern_mdns_write_response(buf, sizeof buf, 0, &r, 1, false);
+    if (!response)
+        buf[2] &= 0x7F; /* QR 0: a query with an answer in it */
+    tern_datagram_t d = {.local = local, .remote = addr(remote), .data = buf, .len = (size_t)len};
+    return tern_ice_handle_input(peers[to].ice, now, &d);
+}
+
+static void test_mdns_ignored(void)
+{
+    const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
+    setup_mdns_pair(a, 1, b, 1, false);
+    mdns_silent = true;
+    drain_all();
+    tern_addr_t group = mdns_group(), host = addr("10.0.0.1:1000");
+    uint64_t ignored = stats_of(0).mdns_ignored;
+    /* A name never asked. */
+    eq_int(send_answer(0, "ffffffff-0000-4000-8000-000000000000.local", "10.6.6.6", group,
+                       "10.0.0.9:5353", true),
+           0);
+    eq_int(stats_of(0).mdns_ignored, ignored + 1);
+    /* The right name, but unicast to a host socket (legacy unicast is not taken): not STUN,
+     * dropped. */
+    uint64_t dropped = stats_of(0).dropped;
+    eq_int(send_answer(0, zone[0].name, "10.6.6.6", host, "10.0.0.9:5353", true), 0);
+    eq_int(stats_of(0).dropped, dropped + 1);
+    /* From a port other than 5353 (RFC 6762 §6), and a query rather than a response. */
+    eq_int(send_answer(0, zone[0].name, "10.6.6.6", group, "10.0.0.9:5354", true), 0);
+    eq_int(send_answer(0, zone[0].name, "10.6.6.6", group, "10.0.0.9:5353", false), 0);
+    eq_int(stats_of(0).mdns_ignored, ignored + 3);
+    eq_int(stats_of(0).mdns_resolved, 0);
+    eq_int(peers[0].ice->remote_count, 0);
+    /* Garbage and STUN on the group are never answered. */
+    uint8_t junk[64];
+    memset(junk, 0, sizeof junk);
+    tern_datagram_t d = {
+        .local = group, .remote = addr("10.0.0.9:5353"), .data = junk, .len = sizeof junk};
+    eq_int(tern_ice_handle_input(peers[0].ice, now, &d), 0);
+    uint8_t req[128], tid[12] = {1};
+    tern_wbuf_t w;
+    tern_stun_writer_t sw;
+    tern_wbuf_init(&w, NULL, req, sizeof req);
+    tern_stun_writer_begin(&sw, &w, TERN_STUN_REQUEST, TERN_STUN_BINDING, tid);
+    size_t len;
+    tern_stun_writer_end(&sw, &len);
+    d.data = req;
+    d.len = len;
+    d.remote = addr("10.0.0.9:4000");
+    eq_int(tern_ice_handle_input(peers[0].ice, now, &d), 0);
+    tern_transmit_t t;
+    ok(!tern_ice_poll_transmit(peers[0].ice, &t));
+    ok(!tern_ice_accepts(peers[0].ice, &d));
+    /* The answer about a name being resolved is accepted (tern_ice_accepts) and taken. */
+    tern_mdns_record_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", zone[0].name);
+    r.addr = addr("10.0.0.2");
+    r.type = TERN_MDNS_TYPE_A;
+    r.rclass = TERN_MDNS_CLASS_IN;
+    r.ttl = 120;
+    uint8_t buf[256];
+    d.len = (size_t)tern_mdns_write_response(buf, sizeof buf, 0, &r, 1, false);
+    d.data = buf;
+    d.remote = addr("10.0.0.2:5353");
+    ok(tern_ice_accepts(peers[0].ice, &d));
+    eq_int(tern_ice_handle_input(peers[0].ice, now, &d), 0);
+    eq_int(stats_of(0).mdns_resolved, 1);
+    eq_int(peers[0].ice->remote_count, 1);
+    /* An agent with no name to resolve ignores mDNS. */
+    ok(!tern_ice_accepts(peers[1].ice, &d));
+    eq_int(tern_ice_handle_input(peers[1].ice, now, &d), 0);
+    eq_int(stats_of(1).mdns_ignored, 1);
+}
+
+static void add_named(int to, const char *name, int port, int expect)
+{
+    char line[256];
+    snprintf(line, sizeof line, "candidate:1 1 udp 2113937151 %s %d typ host", name, port);
+    tern_ice_candidate_t c;
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[to].ice, now, &c), expect);
+}
+
+static void test_mdns_bounds(void)
+{
+    reset_world();
+    reset_mdns();
+    mdns_silent = true;
+    const char *a[] = {"10.0.0.1:1000"};
+    tern_ice_config_t ca = default_cfg(true);
+    setup_peer(0, &ca, a, 1);
+    char name[64];
+    /* Six names: four are looked up at once, the others wait their turn. */
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof name, "n%d.local", i);
+        add_named(0, name, 5000, 0);
+    }
+    drain_all();
+    eq_int(mdns_queries_seen, 4);
+    run_until(now + 5100000); /* the first four give up at 5 s, the last two start */
+    eq_int(stats_of(0).mdns_failed, 4);
+    eq_int(mdns_queries_seen, 4 * 4 + 2);
+    /* Sixteen candidates wait at most; the same one twice is a duplicate. */
+    for (int i = 6; i < 16; i++) {
+        snprintf(name, sizeof name, "n%d.local", i);
+        add_named(0, name, 5000, 0);
+    }
+    add_named(0, "n6.local", 5000, 0);
+    add_named(0, "n6.local", 5001, TERN_ERR_TOO_LARGE);
+    /* Names that are not ".local", and ICE-TCP or RTCP ones, are ignored. */
+    add_named(0, "example.com", 5000, 0);
+    tern_ice_candidate_t c;
+    const char *tcp = "candidate:2 1 TCP 2105458943 n99.local 9 typ host tcptype active";
+    eq_int(tern_ice_candidate_parse(tcp, strlen(tcp), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    const char *rtcp = "candidate:0 2 UDP 2122187006 n98.local 32967 typ host";
+    eq_int(tern_ice_candidate_parse(rtcp, strlen(rtcp), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    /* After the linger time the unresolved names and their candidates are forgotten. */
+    run_until(now + 60000000);
+    add_named(0, "n20.local", 5000, 0);
+    eq_int(peers[0].ice->remote_count, 0);
+
+    /* Disabled: no query at all. */
+    reset_world();
+    reset_mdns();
+    ca.disable_mdns = true;
+    setup_peer(0, &ca, a, 1);
+    add_named(0, "n0.local", 5000, 0);
+    run_until(now + 1000000);
+    eq_int(mdns_queries_seen, 0);
+
+    /* With no IPv4 socket the name waits; a socket added later starts the lookup. */
+    reset_world();
+    reset_mdns();
+    const char *v6[] = {"[2001:db8::1]:1000"};
+    tern_ice_config_t cb = default_cfg(true);
+    cb.max_mdns_lookups = 1;
+    setup_peer(0, &cb, v6, 1);
+    add_named(0, "n0.local", 5000, 0);
+    add_named(0, "n1.local", 5000, 0);
+    run_until(now + 1000000);
+    eq_int(mdns_queries_seen, 0);
+    tern_addr_t v4 = addr("10.0.0.1:1000");
+    eq_int(tern_ice_add_local_address(peers[0].ice, now, &v4), 0);
+    drain_all();
+    eq_int(mdns_queries_seen, 1); /* one lookup at a time */
+    /* Freed with names pending: no leak (ASan). */
+}
+
+/* tern resolves a name and checks it, leniently: with allocations failing, any step may
+ * refuse. */
+static void lenient_mdns(void)
+{
+    reset_mdns();
+    snprintf(zone[0].name, sizeof zone[0].name, "abc.local");
+    zone[0].ip = addr("10.0.0.2:2000");
+    zone_count = 1;
+    tern_ice_config_t ca = default_cfg(true);
+    if (tern_ice_new(&ctx, &ca, now, &peers[0].ice) != 0)
+        return;
+    tern_addr_t a = addr("10.0.0.1:1000");
+    tern_ice_add_local_address(peers[0].ice, now, &a);
+    tern_ice_set_remote_credentials(peers[0].ice, now, "bbbb", "bbbbbbbbbbbbbbbbbbbbbb");
+    const char *line = "candidate:1 1 udp 1 abc.local 2000 typ host";
+    tern_ice_candidate_t c;
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    int ret = tern_ice_add_remote_candidate(peers[0].ice, now, &c);
+    ok(ret == 0 || ret == TERN_ERR_NOMEM);
+    run_until(now + 1000000);
+}
+
+static void test_mdns_failmalloc(void)
+{
+    reset_world();
+    tern_mem_t saved = ctx.mem;
+    ctx.mem = count_mem;
+    bytes_in_use = 0;
+    alloc_count = 0;
+    alloc_fail_at = -1;
+    lenient_mdns();
+    eq_int(peers[0].ice->remote_count, 1); /* resolved when nothing fails */
+    reset_world();
+    long total = alloc_count;
+    for (long n = 1; n <= total; n++) {
+        alloc_count = 0;
+        alloc_fail_at = n;
+        lenient_mdns();
+        reset_world();
+    }
+    alloc_fail_at = 0;
+    eq_int(bytes_in_use, 0);
+    printf("# mdns failmalloc: %ld allocations swept\n", total);
+    ctx.mem = saved;
+}
+
 int main(void)
 {
     tern_ctx_config_t cfg = {.random_bytes = tern_splitmix_random_bytes, .random_user = &seed};
@@ -1683,6 +2230,16 @@ int main(void)
     subtest("time and close", test_time_and_close);
     subtest("lossy network", test_lossy_network);
     subtest("memory and failmalloc", test_memory_and_failmalloc);
+    subtest("mdns: resolve", test_mdns_resolve);
+    subtest("mdns: no answer, prflx connects", test_mdns_no_answer);
+    subtest("mdns: only names, none resolved", test_mdns_only_names_unresolved);
+    subtest("mdns: late answers", test_mdns_late_answers);
+    subtest("mdns: cache", test_mdns_cache);
+    subtest("mdns: ipv6 name", test_mdns_ipv6_name);
+    subtest("mdns: ignored answers", test_mdns_ignored);
+    subtest("mdns: a peer on port 5353", test_mdns_peer_on_port_5353);
+    subtest("mdns: bounds", test_mdns_bounds);
+    subtest("mdns: failmalloc", test_mdns_failmalloc);
     reset_world();
     free(pkts);
     return check_done();
