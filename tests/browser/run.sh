@@ -80,7 +80,15 @@ ip -n "$ns" link set lo up
 ip -n "$ns" route add default dev lo src 127.0.0.1
 ip -n "$ns" -6 route add default dev lo 2>/dev/null || true
 
-# The driver is not exec'd: this shell must outlive it to clean up. Node 20 has a WebSocket
-# client behind a flag (the driver needs no npm package).
+# The driver is not exec'd: this shell must outlive it to clean up. It runs in the background
+# so that a signal to this shell interrupts `wait` and runs the traps at once (a foreground
+# child would delay them until it ended). Node 20 has a WebSocket client behind a flag (the
+# driver needs no npm package).
 ip netns exec "$ns" node --experimental-websocket --no-warnings "$here/driver.mjs" \
-    --netns "$ns" "$@"
+    --netns "$ns" "$@" </dev/null &
+driver=$!
+set +e
+wait "$driver"
+status=$?
+set -e
+exit "$status"
