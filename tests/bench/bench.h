@@ -123,6 +123,8 @@ struct bench_node {
     size_t open_count;
     uint32_t next_id;
 
+    double cpu_mark; /* this process's CPU seconds when the other side sent "mark" */
+
     /* reply to the last "stat?" request */
     bool stat_ready;
     char stat_reply[128];
@@ -130,6 +132,7 @@ struct bench_node {
     /* counters of stack behaviour worth a note */
     unsigned disconnects;        /* a pc went disconnected */
     unsigned remote_closes;      /* a channel closed that we did not close */
+    unsigned remote_errors;      /* an answering channel's error before we closed it */
     unsigned candidate_refusals; /* add_ice_candidate said INVALID_STATE on an open pc */
 
     bool done;
@@ -141,6 +144,7 @@ struct bench_node {
 typedef struct bench_stat {
     size_t rss_bytes;
     double cpu_seconds;
+    double cpu_since_mark; /* CPU seconds since the last "mark" control message */
     size_t conns;
     size_t open;
 } bench_stat_t;
@@ -199,6 +203,12 @@ void bench_self_stat(const bench_node_t *n, bench_stat_t *out);
 
 /* Ask the other process for its figures (runs the loop until it answers). 0, or -1. */
 int bench_peer_stat(bench_node_t *n, bench_stat_t *out);
+
+/*
+ * CPU seconds of this process, and of the other one in two processes (asked with "stat?"),
+ * so that a benchmark can count what both sides spend. -1 if the other does not answer.
+ */
+double bench_total_cpu(bench_node_t *n);
 
 /*
  * End a two-process benchmark: send "quit", wait for the child (at most a few seconds, then

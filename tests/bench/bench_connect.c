@@ -5,8 +5,10 @@
  * pc is made when the offer arrives, as a real answerer would). One run at a time; the next
  * starts once the previous pcs are freed. In two processes the answerer reports its times
  * (CLOCK_MONOTONIC is shared by the processes). Prints the median, p99 and maximum, how many
- * runs took over 100 ms and over 1 s, and the median of each step on the offerer's side (ICE
- * connected, DTLS connected, channel open) to show where setup time goes.
+ * runs took over 100 ms and over 1 s, the median of each step on the offerer's side (ICE
+ * connected, DTLS connected, channel open) and the slowest runs step by step, to show where
+ * setup time goes, and the CPU time per run of both sides (setup and teardown), which unlike
+ * the wall-clock figures does not depend on what else runs on the machine.
  */
 #include "bench.h"
 
@@ -150,7 +152,7 @@ static void note_slowest(const connect_state_t *st)
     }
 }
 
-static void report(connect_state_t *st)
+static void report(connect_state_t *st, double cpu_per_run)
 {
     char name[96];
     int n = st->done_runs, over_10 = 0, over_100 = 0, over_1000 = 0;
@@ -178,6 +180,9 @@ static void report(connect_state_t *st)
     bench_figure(name, bench_quantile(st->total_ms, (size_t)n, 0.99), 2, "ms");
     snprintf(name, sizeof name, "%s_max", st->name);
     bench_figure(name, bench_quantile(st->total_ms, (size_t)n, 1.0), 2, "ms");
+    /* CPU does not depend on other load: setup and teardown, both sides, per run. */
+    snprintf(name, sizeof name, "%s_cpu", st->name);
+    bench_figure(name, cpu_per_run * 1e3, 2, "ms");
 }
 
 int bench_connect_time(const bench_opts_t *opts, bool two_proc, const char *name)
@@ -199,10 +204,14 @@ int bench_connect_time(const bench_opts_t *opts, bool two_proc, const char *name
         n->app = &st;
         n->on_conn_open = on_conn_open;
         n->on_control = on_control;
-        start_run(&st);
-        rc = bench_node_run(n, 1e6);
-        if (rc == 0)
-            report(&st);
+        double cpu0 = bench_total_cpu(n);
+        if (cpu0 >= 0) {
+            start_run(&st);
+            rc = bench_node_run(n, 1e6);
+        }
+        double cpu1 = rc == 0 ? bench_total_cpu(n) : -1;
+        if (cpu1 >= 0)
+            report(&st, (cpu1 - cpu0) / st.runs);
     }
     if (two_proc && bench_reap_peer(n, child) != 0)
         rc = -1;

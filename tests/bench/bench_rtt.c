@@ -3,7 +3,8 @@
  * Round-trip time of a 32-byte binary message on an open reliable ordered channel: the offerer
  * sends, the answerer echoes from its message callback, the offerer times the echo and sends the
  * next one at once (ping-pong, one message in flight). The first --warmup round trips are not
- * measured. Prints p50 and p99 in microseconds (and the mean and maximum as a note).
+ * measured. Prints p50 and p99 in microseconds (and the mean and maximum as a note), and the CPU
+ * time both sides spend per measured round trip.
  */
 #include "bench.h"
 
@@ -17,6 +18,7 @@ typedef struct rtt_state {
     bench_node_t *node;
     int warmup, pings, sent, received;
     int64_t t_sent;
+    double cpu_start; /* this process's CPU seconds when measuring began */
     double *us;
 } rtt_state_t;
 
@@ -51,6 +53,12 @@ static void offer_on_message(bench_conn_t *c, const uint8_t *data, size_t len, b
     if (st->received >= st->warmup)
         st->us[st->received - st->warmup] = (double)(t - st->t_sent) / 1e3;
     st->received++;
+    if (st->received == st->warmup) {
+        /* The answering process counts its CPU from here too (a "mark" message). */
+        st->cpu_start = bench_cpu_seconds();
+        if (c->node->sig_fd >= 0)
+            bench_send_control(c->node, "mark", 0, NULL, 0);
+    }
     if (st->received == st->warmup + st->pings) {
         c->node->done = true;
         tern_loop_stop(c->node->loop);
@@ -71,7 +79,7 @@ static void answer_on_message(bench_conn_t *c, const uint8_t *data, size_t len, 
 static const bench_role_t offer_role = {.on_open = offer_on_open, .on_message = offer_on_message};
 static const bench_role_t answer_role = {.on_message = answer_on_message};
 
-static void report(const rtt_state_t *st, const char *name)
+static void report(const rtt_state_t *st, const char *name, double cpu)
 {
     char fig[96];
     double mean = 0, *us = st->us;
@@ -85,6 +93,9 @@ static void report(const rtt_state_t *st, const char *name)
     bench_figure(fig, p50, 1, "us");
     snprintf(fig, sizeof fig, "%s_p99", name);
     bench_figure(fig, p99, 1, "us");
+    /* CPU per round trip, both sides: what the latency costs, whatever else runs. */
+    snprintf(fig, sizeof fig, "%s_cpu", name);
+    bench_figure(fig, cpu / st->pings * 1e6, 1, "us");
 }
 
 int bench_rtt(const bench_opts_t *opts, bool two_proc, const char *name)
@@ -102,8 +113,12 @@ int bench_rtt(const bench_opts_t *opts, bool two_proc, const char *name)
         n->answer_role = &answer_role;
         if (bench_connect(n, &st))
             rc = bench_node_run(n, 60 + (double)(st.warmup + st.pings) * 0.01);
+        bench_stat_t peer = {0};
+        double self = bench_cpu_seconds() - st.cpu_start;
+        if (rc == 0 && two_proc && bench_peer_stat(n, &peer) != 0)
+            rc = -1;
         if (rc == 0)
-            report(&st, name);
+            report(&st, name, self + peer.cpu_since_mark);
     }
     if (two_proc && bench_reap_peer(n, child) != 0)
         rc = -1;
