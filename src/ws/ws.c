@@ -66,7 +66,8 @@ struct tern_ws {
     bool request_done;            /* decided: free the request and drop the head when settled */
     bool request_is_head;         /* HEAD: answer without body */
     size_t head_len;
-    size_t head_scanned; /* bytes of the head already checked for a line end */
+    size_t head_scanned;    /* bytes of the head already looked at */
+    size_t head_line_start; /* where the head's current line starts */
 
     /* the end, reported by the CLOSE event */
     bool close_pending;
@@ -453,6 +454,8 @@ static void handle_control_frame(tern_ws_t *ws, const tern_ws_frame_header_t *h,
 static bool process_frame(tern_ws_t *ws)
 {
     size_t avail = ws->rx_len - ws->rx_parse;
+    if (avail == 0)
+        return false;
     tern_ws_frame_header_t h;
     int rc = tern_ws_frame_header_parse(ws->rx + ws->rx_parse, avail, &h);
     if (rc == TERN_ERR_AGAIN)
@@ -505,9 +508,11 @@ static void reject_bad_http(tern_ws_t *ws, int status)
 
 /*
  * Whether a full parse of the head may say something new, looking only at bytes not seen
- * before: a line ended, a control byte came (an error wherever it is), or the start of the
- * first line (where a TLS handshake or a frame is told apart) is still short. So feeding a
- * head byte by byte costs O(n) and not O(n^2).
+ * before, so that feeding a head byte by byte costs O(n) and not O(n^2), and gives the same
+ * verdict as a parse of the whole: a line ended; a control byte came (an error wherever it
+ * is), or the byte after a CR (a bare CR is one); the current line is over the limit; the
+ * head is; or the head is still short enough for the method to be checked (a TLS handshake
+ * or a frame on the wrong port is told apart there).
  */
 static bool head_worth_parsing(tern_ws_t *ws)
 {
@@ -515,14 +520,16 @@ static bool head_worth_parsing(tern_ws_t *ws)
     if (from >= ws->rx_len)
         return false;
     ws->head_scanned = ws->rx_len;
-    if (ws->rx_len <= 32 || ws->rx_len >= TERN_HTTP_MAX_HEAD_BYTES)
-        return true;
-    for (size_t i = from; i < ws->rx_len; i++) {
+    /* 48: four empty lines, a 32-character method and its space fit before it */
+    bool worth = from < 48 || ws->rx_len >= TERN_HTTP_MAX_HEAD_BYTES;
+    for (size_t i = from ? from - 1 : 0; i < ws->rx_len; i++) {
         uint8_t c = ws->rx[i];
-        if (c < 0x20 && c != '\t' && c != '\r')
-            return true; /* LF, or a byte no head may hold */
+        if (c == '\n')
+            ws->head_line_start = i + 1;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            worth = true; /* LF, CR, or a byte no head may hold */
     }
-    return false;
+    return worth || ws->rx_len - ws->head_line_start > TERN_HTTP_MAX_LINE;
 }
 
 static bool process_request(tern_ws_t *ws)
@@ -570,11 +577,10 @@ static const char *check_response(tern_ws_t *ws, const tern_http_response_t *res
     const tern_http_header_t *up = tern_http_find_header(h, n, "Upgrade");
     if (!up || !tern_http_has_token(up->value, up->value_len, "websocket"))
         return "no upgrade to websocket";
-    bool conn = false;
+    bool conn = false; /* Connection may come in several field lines (RFC 9110 §5.3) */
     for (size_t i = 0; i < n; i++)
-        if (h[i].name_len == 10 && tern_http_find_header(&h[i], 1, "Connection") &&
-            tern_http_has_token(h[i].value, h[i].value_len, "Upgrade"))
-            conn = true;
+        conn = conn || (tern_http_find_header(&h[i], 1, "Connection") &&
+                        tern_http_has_token(h[i].value, h[i].value_len, "Upgrade"));
     if (!conn)
         return "no connection upgrade";
     const tern_http_header_t *acc = tern_http_find_header(h, n, "Sec-WebSocket-Accept");

@@ -117,8 +117,9 @@ typedef struct tern_http_response {
 /**
  * Parse an HTTP/1.x request head (request line, header fields, empty line) at the start of
  * data. Lines may end in CRLF or a bare LF; empty lines before the request line are skipped
- * (RFC 9112 §2.2). Header names must be tokens, no whitespace before the colon (§5.1), no
- * obs-fold (§5.2), no control characters in values. Also classifies the request as a
+ * (RFC 9112 §2.2), at most 4 of them. The method is a token of at most 32 characters; header
+ * names must be tokens, no whitespace before the colon (§5.1), no obs-fold (§5.2), no control
+ * characters in values. Also classifies the request as a
  * WebSocket upgrade (out->upgrade) and computes out->accept.
  * @param data  borrowed; out points into it.
  * @return the head's length in bytes (> 0; what follows is body or frames);

@@ -12,6 +12,8 @@
 
 /* Empty lines tolerated before a request line (RFC 9112 §2.2 asks for "at least one"). */
 #define HTTP_MAX_LEADING_EMPTY_LINES 4
+/* Longest method: the registered ones have at most 17 characters ("UPDATEREDIRECTREF"). */
+#define HTTP_MAX_METHOD 32
 
 /* RFC 9110 §5.6.2: tchar. */
 static bool is_tchar(uint8_t c)
@@ -79,6 +81,10 @@ static int next_line(head_reader_t *r, const char **line, size_t *line_len)
         uint8_t c = (uint8_t)start[i];
         if (c == '\n')
             break;
+        /* Errors are found in the order of the input, so that a head parsed whole and one
+         * parsed as it arrives (the endpoint) get the same verdict. */
+        if (i > TERN_HTTP_MAX_LINE || (i == TERN_HTTP_MAX_LINE && c != '\r'))
+            return TERN_ERR_TOO_LARGE;
         if (is_forbidden(c))
             return TERN_ERR_PARSE;
         /* RFC 9112 §2.2: a CR not followed by LF is invalid (we reject it). */
@@ -88,8 +94,6 @@ static int next_line(head_reader_t *r, const char **line, size_t *line_len)
     size_t content = i;
     if (content > 0 && start[content - 1] == '\r')
         content--;
-    if (content > TERN_HTTP_MAX_LINE)
-        return TERN_ERR_TOO_LARGE;
     if (i == avail) {
         if (r->len >= TERN_HTTP_MAX_HEAD_BYTES)
             return TERN_ERR_TOO_LARGE;
@@ -165,7 +169,7 @@ static int parse_request_line(const char *line, size_t n, tern_http_request_t *o
     size_t i = 0;
     while (i < n && is_tchar((uint8_t)line[i]))
         i++;
-    if (i == 0 || i == n || line[i] != ' ')
+    if (i == 0 || i == n || line[i] != ' ' || i > HTTP_MAX_METHOD)
         return TERN_ERR_PARSE;
     out->method = line;
     out->method_len = i;
@@ -268,16 +272,22 @@ static tern_ws_upgrade_t classify_upgrade(tern_http_request_t *req)
 }
 
 /*
- * An incomplete request line can already be wrong: the method is a token followed by a space
- * (RFC 9112 §3). Checking it early turns away a TLS ClientHello or WebSocket frames sent to
- * a plain port at once, instead of after 8 KiB.
+ * The start of a request line is checked before the line is complete: the method is a token
+ * followed by a space (RFC 9112 §3). This turns away a TLS ClientHello or WebSocket frames
+ * sent to a plain port at once, instead of after 8 KiB, and it comes first, as the method
+ * comes first in the input.
  */
-static int check_partial_request_line(const char *p, size_t n)
+static int check_method(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n && p[i] != ' '; i++)
-        if (!is_tchar((uint8_t)p[i]))
+    n = TERN_MIN(n, (size_t)HTTP_MAX_METHOD + 1);
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == ' ' || c == '\r' || c == '\n')
+            return TERN_OK;
+        if (!is_tchar((uint8_t)c) || i == HTTP_MAX_METHOD)
             return TERN_ERR_PARSE;
-    return TERN_ERR_AGAIN;
+    }
+    return TERN_OK;
 }
 
 int tern_http_parse_request(const uint8_t *data, size_t len, tern_http_request_t *out)
@@ -288,11 +298,11 @@ int tern_http_parse_request(const uint8_t *data, size_t len, tern_http_request_t
     int rc;
     int empty = 0;
     for (;;) {
+        if (check_method(r.base + r.pos, r.len - r.pos) < 0)
+            return TERN_ERR_PARSE;
         rc = next_line(&r, &line, &n);
-        if (rc == 0)
-            return check_partial_request_line(r.base + r.pos, r.len - r.pos);
-        if (rc < 0)
-            return rc;
+        if (rc <= 0)
+            return rc == 0 ? TERN_ERR_AGAIN : rc;
         if (n > 0)
             break;
         if (++empty > HTTP_MAX_LEADING_EMPTY_LINES)
@@ -344,14 +354,12 @@ int tern_http_parse_response(const uint8_t *data, size_t len, tern_http_response
     head_reader_t r = {.base = (const char *)data, .len = len, .pos = 0};
     const char *line;
     size_t n;
+    /* Even incomplete, a status line must start as "HTTP/1." does (first in the input). */
+    if (len && memcmp(data, "HTTP/1.", TERN_MIN(len, (size_t)7)) != 0)
+        return TERN_ERR_PARSE;
     int rc = next_line(&r, &line, &n);
-    if (rc == 0) {
-        /* An incomplete status line must at least start as "HTTP/1." does. */
-        size_t k = TERN_MIN(len, (size_t)7);
-        return memcmp(data, "HTTP/1.", k) == 0 ? TERN_ERR_AGAIN : TERN_ERR_PARSE;
-    }
-    if (rc < 0)
-        return rc;
+    if (rc <= 0)
+        return rc == 0 ? TERN_ERR_AGAIN : rc;
     rc = parse_status_line(line, n, out);
     if (rc < 0)
         return rc;

@@ -595,6 +595,9 @@ static void test_http_request(void)
     /* bare LF line ends, leading empty lines, odd spacing in values, a query */
     const char *lf = "\r\n\nGET /ws/room?a=1&b HTTP/1.0\nhost:  x \t\n\n";
     eq_int(parse_req(lf, &req), (int)strlen(lf));
+    for (size_t i = 0; i < strlen(lf); i++)
+        bad += parse_req_guarded(lf, i, &req) != TERN_ERR_AGAIN;
+    eq_int(bad, 0);
     ok(span_is(req.path, req.path_len, "/ws/room"));
     ok(span_is(req.query, req.query_len, "a=1&b"));
     eq_int(req.minor_version, 0);
@@ -1030,12 +1033,30 @@ static void test_server_bad_http(void)
     memset(big, 'a', sizeof(big));
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     bad_http_case(big, sizeof(big), 431);
-    /* fed in pieces: refused once the head is over the limit, not before */
+    /* fed in pieces: refused once the line is over the limit, not before */
     tern_ws_t *ws = new_server(NULL);
     tern_ws_event_t ev;
     size_t fed = 0;
     while (fed < sizeof(big) && tern_ws_state(ws) == TERN_WS_STATE_CONNECTING) {
         eq_int(tern_ws_handle_input(ws, now, (const uint8_t *)big + fed, 100), 0);
+        fed += 100;
+    }
+    ok(fed > 16 + TERN_HTTP_MAX_LINE && fed <= 16 + TERN_HTTP_MAX_LINE + 100);
+    ok(tern_ws_poll_event(ws, &ev) && ev.type == TERN_WS_EV_CLOSE && ev.u.close.http_status == 431);
+    tern_ws_free(ws);
+    /* and once the head is over the limit, in lines of 1000 bytes */
+    static char lines[2 * TERN_HTTP_MAX_HEAD_BYTES];
+    size_t n = (size_t)snprintf(lines, sizeof(lines), "GET / HTTP/1.1\r\n");
+    for (int i = 0; n + 1000 < sizeof(lines); i++) {
+        n += (size_t)snprintf(lines + n, sizeof(lines) - n, "X-%d: ", i);
+        memset(lines + n, 'v', 990);
+        n += 990;
+        n += (size_t)snprintf(lines + n, sizeof(lines) - n, "\r\n");
+    }
+    ws = new_server(NULL);
+    fed = 0;
+    while (fed + 100 <= n && tern_ws_state(ws) == TERN_WS_STATE_CONNECTING) {
+        eq_int(tern_ws_handle_input(ws, now, (const uint8_t *)lines + fed, 100), 0);
         fed += 100;
     }
     ok(fed >= TERN_HTTP_MAX_HEAD_BYTES && fed <= TERN_HTTP_MAX_HEAD_BYTES + 100);
