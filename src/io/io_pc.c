@@ -9,6 +9,7 @@
  * iteration, when no epoll event, batch or stack frame can still point at it.
  */
 #include "io/io_loop.h"
+#include "io/io_mdns.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -115,6 +116,7 @@ void tern_io_pc_flush(tern_loop_t *loop)
 
 static void queue_transmit(tern_loop_t *loop, tern_io_pc_t *e, const tern_transmit_t *t)
 {
+    tern_io_mdns_on_transmit(loop, e, t); /* an mDNS query: listen for its answer first */
     tern_io_sock_t *s = find_sock(e, &t->local);
     if (!s || t->len > TERN_IO_SLOT_BYTES) {
         char buf[TERN_ADDR_STRLEN];
@@ -500,7 +502,8 @@ int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t
     int n = local_addresses(loop, tern_pc_config(pc), addrs, TERN_IO_MAX_LOCAL_ADDRS);
     if (n < 0)
         return n;
-    tern_io_pc_t *e = new_entry(loop, pc, cbs, user, n > 0 ? (size_t)n : 1);
+    /* One socket per address, and a spare slot for the mDNS listener (io_mdns.c). */
+    tern_io_pc_t *e = new_entry(loop, pc, cbs, user, (n > 0 ? (size_t)n : 1) + TERN_IO_MDNS_SOCKS);
     if (!e)
         return TERN_ERR_NOMEM;
     if (tern_io_heap_reserve(&loop->heap) != TERN_OK) {
