@@ -127,6 +127,7 @@ struct tern_signal_server {
     tern_fd_watch_t *stun_watches[2];
     tern_addr_t stun_addr;
     tern_timer_t *accept_resume;
+    bool accept_failing; /* the last accept ran out of descriptors */
 
     /* state */
     tern_signal_table_t ids;
@@ -893,15 +894,19 @@ static void on_listen(void *arg, int fd, unsigned events)
         if (cfd == TERN_ERR_AGAIN)
             break;
         if (cfd < 0) {
-            /* Out of fds (EMFILE): the connection stays queued; pause instead of spinning. */
-            TERN_LOG_WARN(s->ctx, "signal", "accept failed: %s; pausing %d ms", strerror(errno),
-                          ACCEPT_PAUSE_MS);
+            /* Out of fds (EMFILE): the connection stays queued; pause instead of spinning,
+             * and say so once until an accept works again. */
+            if (!s->accept_failing)
+                TERN_LOG_WARN(s->ctx, "signal", "accept failed: %s; retrying every %d ms",
+                              strerror(errno), ACCEPT_PAUSE_MS);
+            s->accept_failing = true;
             tern_loop_update_fd(s->loop, s->listen_watch, 0);
             if (!s->accept_resume)
                 tern_loop_add_timer(s->loop, ACCEPT_PAUSE_MS, on_accept_resume, s,
                                     &s->accept_resume);
             break;
         }
+        s->accept_failing = false;
         int rc = conn_new(s, cfd, &remote);
         if (rc != TERN_OK) {
             char buf[TERN_ADDR_STRLEN];

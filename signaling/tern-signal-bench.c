@@ -467,7 +467,7 @@ int main(int argc, char **argv)
     const char *counts = "1000,10000", *server_arg = NULL, *spawn = NULL;
     double seconds = 5, pace = 1;
     int window = 1, size = 200;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);
@@ -490,7 +490,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "tern-signal-bench: bad argument '%s'\n%s", argv[i], usage);
             return 2;
         }
-        i++;
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();

@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,6 +50,7 @@ int main(void)
 #define GIVE_UP_MS 10000
 
 static const char *valgrind; /* --valgrind PATH */
+static int child_fd_limit;   /* > 0: RLIMIT_NOFILE of the next server */
 static tern_ctx_t *ctx;
 
 static int64_t now_ms(void)
@@ -142,6 +144,10 @@ static bool server_start(server_t *s, const char *const *extra)
     s->pid = fork();
     if (s->pid == 0) {
         dup2(pipefd[1], 1);
+        if (child_fd_limit > 0) {
+            struct rlimit rl = {(rlim_t)child_fd_limit, (rlim_t)child_fd_limit};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -1199,6 +1205,57 @@ static void test_sigterm(void)
     client_free(b);
 }
 
+/* CPU seconds the process has used (user + system). */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void test_out_of_fds(void)
+{
+    /* A server with few descriptors: more connections than it can take wait in the backlog;
+     * it pauses accepting instead of spinning, and serves again once some are gone. */
+    server_t s;
+    child_fd_limit = 24;
+    bool started = server_start(&s, NULL);
+    child_fd_limit = 0;
+    ok(started);
+    if (!started)
+        return;
+    enum { N = 40 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = tern_io_tcp_connect(&s.tcp, NULL);
+    sleep_ms(200);
+    double cpu0 = cpu_seconds(s.pid);
+    sleep_ms(1000);
+    double cpu = cpu_seconds(s.pid) - cpu0;
+    ok(cpu >= 0 && cpu < 0.5);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    json_t *w = NULL;
+    client_t *a = join(&s, "after", &w);
+    eq_str(jstr(w, "type"), "welcome");
+    json_decref(w);
+    client_free(a);
+    reply_t r;
+    eq_int(http_get(&s, "/healthz", &r), 200);
+    eq_int(server_stop(&s), 0);
+}
+
 static void test_options(void)
 {
     static const char *const bad[][4] = {
@@ -1245,8 +1302,10 @@ int main(int argc, char **argv)
     subtest("tls", test_tls);
     subtest("stun", test_stun);
     subtest("sigterm", test_sigterm);
-    if (!valgrind)
+    if (!valgrind) {
+        subtest("out of fds", test_out_of_fds);
         subtest("options", test_options);
+    }
     tern_ctx_free(ctx);
     return check_done();
 }
