@@ -1,0 +1,898 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration tests of the signaling client (include/tern/signaling.h) against the real
+ * tern-signal, started here as a child process on 127.0.0.1 with an ephemeral port (and killed
+ * by its pid at the end): two library clients in one room (the newcomer answers, a channel
+ * opens, messages and custom messages flow, hang-up and bye free the peer), forced roles and
+ * crossing offers, a third peer making a second pc on each side, a peer that vanishes (leave),
+ * URL and connection failures (bad scheme, refused port, HTTP 400, a silent server, a host
+ * name), freeing a client from its own callback, wss:// with a certificate made here; and
+ * tern-echo as a child process with a library client on the other side (text, binary and
+ * empty messages come back unchanged; SIGTERM exits 0).
+ *
+ * The paths of tern-signal and tern-echo come from CMake (TERN_SIGNAL_PATH, TERN_ECHO_PATH);
+ * without them the test skips.
+ */
+#include "check.h"
+#include "tern/signaling.h"
+#include "tern/tern.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GIVE_UP_MS 20000
+#define MAX_DC 8
+#define MAX_MSGS 16
+
+/* subtest() for an expression with arguments. */
+#define subtest_call(name, expr)                                                                   \
+    do {                                                                                           \
+        int before_ = check_failed_;                                                               \
+        check_subtest_ = (name);                                                                   \
+        expr;                                                                                      \
+        printf("# %s %s\n", before_ == check_failed_ ? "pass" : "FAIL", (name));                   \
+        fflush(stdout);                                                                            \
+        check_subtest_ = "";                                                                       \
+    } while (0)
+
+static tern_ctx_t *ctx;
+static tern_loop_t *loop;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Child processes                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct child {
+    pid_t pid;
+    int out;        /* its stdout, non-blocking; -1 once closed */
+    char buf[4096]; /* what it printed so far */
+    size_t len;
+} child_t;
+
+static bool spawn(child_t *c, char *const argv[])
+{
+    int fds[2];
+    memset(c, 0, sizeof *c);
+    c->out = -1;
+    if (pipe(fds) != 0)
+        return false;
+    c->pid = fork();
+    if (c->pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (c->pid == 0) {
+        /* Never outlive the test, even when it crashes. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        /* The children inherit a blocked SIGTERM from nobody; make sure it is deliverable. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    c->out = fds[0];
+    fcntl(c->out, F_SETFL, O_NONBLOCK);
+    return true;
+}
+
+/* Take what the child printed since the last call. */
+static void child_read(child_t *c)
+{
+    while (c->out >= 0 && c->len + 1 < sizeof c->buf) {
+        ssize_t n = read(c->out, c->buf + c->len, sizeof c->buf - 1 - c->len);
+        if (n <= 0)
+            break;
+        c->len += (size_t)n;
+        c->buf[c->len] = '\0';
+    }
+}
+
+static bool child_printed(child_t *c, const char *text)
+{
+    child_read(c);
+    return c->len && strstr(c->buf, text) != NULL;
+}
+
+/* Stop a child with a signal and return its exit status (-1 if it did not exit normally). */
+static int child_stop(child_t *c, int sig)
+{
+    int status = 0, code = -1;
+    if (c->pid <= 0)
+        return -1;
+    kill(c->pid, sig);
+    for (int i = 0; i < 1000; i++) {
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid) {
+            code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            c->pid = 0;
+            break;
+        }
+        /* Keep the loop turning: a client of ours may talk to the child while it stops. */
+        tern_loop_run_once(loop, 10);
+    }
+    if (c->pid > 0) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, &status, 0);
+        c->pid = 0;
+    }
+    child_read(c);
+    if (c->out >= 0)
+        close(c->out);
+    c->out = -1;
+    return code;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The server                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct server {
+    child_t proc;
+    char base[64]; /* "ws://127.0.0.1:PORT" or "wss://..." */
+    uint16_t port;
+} server_t;
+
+static bool server_start(server_t *s, const char *cert, const char *key)
+{
+#ifdef TERN_SIGNAL_PATH
+    char *argv[16] = {TERN_SIGNAL_PATH, "--listen", "127.0.0.1:0", "--no-stun", "--log", "warn"};
+    int n = 6;
+    if (cert) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = (char *)cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = (char *)key;
+    }
+    argv[n] = NULL;
+    memset(s, 0, sizeof *s);
+    if (!spawn(&s->proc, argv))
+        return false;
+    /* It prints "tern-signal: ws://127.0.0.1:PORT/ws/ROOM ..." once it listens. */
+    for (int i = 0; i < 1000; i++) {
+        child_read(&s->proc);
+        const char *p = strstr(s->proc.buf, cert ? "wss://127.0.0.1:" : "ws://127.0.0.1:");
+        if (p && strchr(p, '\n')) {
+            const char *port = strchr(p + 6, ':') + 1;
+            s->port = (uint16_t)atoi(port);
+            snprintf(s->base, sizeof s->base, "%s://127.0.0.1:%u", cert ? "wss" : "ws",
+                     (unsigned)s->port);
+            return s->port != 0;
+        }
+        struct pollfd pfd = {.fd = s->proc.out, .events = POLLIN};
+        poll(&pfd, 1, 20);
+    }
+    child_stop(&s->proc, SIGKILL);
+    return false;
+#else
+    (void)s;
+    (void)cert;
+    (void)key;
+    return false;
+#endif
+}
+
+static void server_stop(server_t *s)
+{
+    ok(child_stop(&s->proc, SIGTERM) == 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A library client that records what happens                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct message {
+    uint8_t data[64];
+    size_t len;
+    bool is_text;
+} message_t;
+
+typedef struct client {
+    const char *name;
+    tern_signaling_t *sig;
+    bool make_channel; /* open "data" when offering */
+    bool free_in_connected;
+    /* what happened */
+    bool connected, closed;
+    char self_id[64];
+    int closed_code;
+    char closed_reason[160];
+    int joined_seen;
+    int offering_pcs, answering_pcs;
+    int peers_left, peers_left_with_pc;
+    char last_left[64];
+    tern_dc_t *open_dcs[MAX_DC];
+    int dc_opened, dc_closed;
+    message_t msgs[MAX_MSGS];
+    int msg_count;
+    char custom_type[32], custom_from[64], custom_json[256];
+    int errors_seen;
+} client_t;
+
+static void on_connected(tern_signaling_t *s, void *user, const char *self_id, const char *room)
+{
+    client_t *c = user;
+    (void)room;
+    c->connected = true;
+    snprintf(c->self_id, sizeof c->self_id, "%s", self_id);
+    if (c->free_in_connected) {
+        tern_signaling_free(s);
+        c->sig = NULL;
+    }
+}
+
+static void on_peer_joined(tern_signaling_t *s, void *user, const char *peer_id)
+{
+    client_t *c = user;
+    (void)s;
+    (void)peer_id;
+    c->joined_seen++;
+}
+
+static void on_peer_connection(tern_signaling_t *s, void *user, const char *peer_id, tern_pc_t *pc,
+                               bool offering)
+{
+    client_t *c = user;
+    ok(tern_signaling_pc(s, peer_id) == pc);
+    eq_str(tern_signaling_peer_id(s, pc), peer_id);
+    if (offering)
+        c->offering_pcs++;
+    else
+        c->answering_pcs++;
+    tern_dc_t *dc;
+    if (offering && c->make_channel)
+        eq_int(tern_pc_create_data_channel(pc, tern_loop_now(loop), "data", NULL, &dc), 0);
+}
+
+static void on_peer_left(tern_signaling_t *s, void *user, const char *peer_id, tern_pc_t *pc)
+{
+    client_t *c = user;
+    c->peers_left++;
+    snprintf(c->last_left, sizeof c->last_left, "%s", peer_id);
+    if (pc) {
+        c->peers_left_with_pc++;
+        ok(tern_signaling_pc(s, peer_id) == pc);
+        /* Its channels go with it, without callbacks: forget them. */
+        for (int i = 0; i < MAX_DC; i++)
+            if (c->open_dcs[i] && tern_dc_pc(c->open_dcs[i]) == pc)
+                c->open_dcs[i] = NULL;
+    }
+}
+
+static void on_sig_message(tern_signaling_t *s, void *user, const char *from, const char *type,
+                           const char *json)
+{
+    client_t *c = user;
+    (void)s;
+    if (strcmp(type, "error") == 0) {
+        c->errors_seen++;
+        return;
+    }
+    snprintf(c->custom_type, sizeof c->custom_type, "%s", type);
+    snprintf(c->custom_from, sizeof c->custom_from, "%s", from ? from : "");
+    snprintf(c->custom_json, sizeof c->custom_json, "%s", json);
+}
+
+static void on_closed(tern_signaling_t *s, void *user, int code, const char *reason)
+{
+    client_t *c = user;
+    (void)s;
+    c->closed = true;
+    c->closed_code = code;
+    snprintf(c->closed_reason, sizeof c->closed_reason, "%s", reason);
+}
+
+static void on_open(tern_dc_t *dc, void *user)
+{
+    client_t *c = user;
+    c->dc_opened++;
+    for (int i = 0; i < MAX_DC; i++)
+        if (!c->open_dcs[i]) {
+            c->open_dcs[i] = dc;
+            return;
+        }
+}
+
+static void on_close(tern_dc_t *dc, void *user)
+{
+    client_t *c = user;
+    c->dc_closed++;
+    for (int i = 0; i < MAX_DC; i++)
+        if (c->open_dcs[i] == dc)
+            c->open_dcs[i] = NULL;
+}
+
+static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t len, bool is_text)
+{
+    client_t *c = user;
+    (void)dc;
+    if (c->msg_count == MAX_MSGS)
+        return;
+    message_t *m = &c->msgs[c->msg_count++];
+    m->len = len;
+    m->is_text = is_text;
+    if (len)
+        memcpy(m->data, data, len < sizeof m->data ? len : sizeof m->data);
+}
+
+static const tern_signaling_callbacks_t sig_cbs = {
+    .on_connected = on_connected,
+    .on_peer_joined = on_peer_joined,
+    .on_peer_connection = on_peer_connection,
+    .on_peer_left = on_peer_left,
+    .on_message = on_sig_message,
+    .on_closed = on_closed,
+};
+
+static const tern_pc_callbacks_t pc_cbs = {
+    .on_open = on_open,
+    .on_close = on_close,
+    .on_message = on_message,
+};
+
+static const char *const loopback[] = {"127.0.0.1"};
+static const tern_pc_config_t pc_cfg = {.bind_addresses = loopback, .bind_address_count = 1};
+
+static int client_join_cfg(client_t *c, const char *url, tern_signaling_role_t role,
+                           uint32_t connect_timeout_ms, const char *ca, bool insecure)
+{
+    tern_signaling_config_t cfg = {
+        .url = url,
+        .role = role,
+        .pc_config = &pc_cfg,
+        .pc_callbacks = &pc_cbs,
+        .pc_user = c,
+        .connect_timeout_ms = connect_timeout_ms,
+        .tls_ca_file = ca,
+        .tls_insecure = insecure,
+    };
+    return tern_signaling_new(loop, &cfg, &sig_cbs, c, &c->sig);
+}
+
+static int client_join(client_t *c, const server_t *srv, const char *room,
+                       tern_signaling_role_t role)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s/ws/%s", srv->base, room);
+    return client_join_cfg(c, url, role, 0, NULL, false);
+}
+
+static void client_free(client_t *c)
+{
+    tern_signaling_free(c->sig);
+    c->sig = NULL;
+}
+
+static int open_count(const client_t *c)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_DC; i++)
+        n += c->open_dcs[i] != NULL;
+    return n;
+}
+
+static tern_dc_t *first_open(const client_t *c)
+{
+    for (int i = 0; i < MAX_DC; i++)
+        if (c->open_dcs[i])
+            return c->open_dcs[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Waiting                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef bool (*cond_fn)(void *arg);
+
+static bool run_until(cond_fn cond, void *arg)
+{
+    tern_time_t give_up = tern_loop_now(loop) + (tern_time_t)GIVE_UP_MS * 1000;
+    while (!cond(arg) && tern_loop_now(loop) < give_up)
+        tern_loop_run_once(loop, 10);
+    return cond(arg);
+}
+
+/* Run the loop a while (to see that nothing more happens). */
+static void run_for(int ms)
+{
+    tern_time_t end = tern_loop_now(loop) + (tern_time_t)ms * 1000;
+    while (tern_loop_now(loop) < end)
+        tern_loop_run_once(loop, 10);
+}
+
+static bool is_connected(void *arg)
+{
+    return ((client_t *)arg)->connected;
+}
+
+static bool is_closed(void *arg)
+{
+    return ((client_t *)arg)->closed;
+}
+
+static bool one_open(void *arg)
+{
+    return open_count(arg) >= 1;
+}
+
+static bool two_open(void *arg)
+{
+    return open_count(arg) >= 2;
+}
+
+static bool one_left(void *arg)
+{
+    return ((client_t *)arg)->peers_left >= 1;
+}
+
+static bool two_left(void *arg)
+{
+    return ((client_t *)arg)->peers_left >= 2;
+}
+
+static bool has_custom(void *arg)
+{
+    return ((client_t *)arg)->custom_type[0] != '\0';
+}
+
+typedef struct pair {
+    client_t *a, *b;
+} pair_t;
+
+static bool both_open(void *arg)
+{
+    pair_t *p = arg;
+    return open_count(p->a) >= 1 && open_count(p->b) >= 1;
+}
+
+static bool has_msgs(void *arg)
+{
+    return ((client_t *)arg)->msg_count >= 1;
+}
+
+typedef struct printed {
+    child_t *c;
+    const char *text;
+} printed_t;
+
+static bool child_has_printed(void *arg)
+{
+    printed_t *p = arg;
+    return child_printed(p->c, p->text);
+}
+
+/* Two clients in a room, each with an open channel to the other. */
+static bool connect_pair(client_t *a, client_t *b, const server_t *srv, const char *room,
+                         tern_signaling_role_t ra, tern_signaling_role_t rb)
+{
+    pair_t p = {a, b};
+    if (client_join(a, srv, room, ra) != 0 || !run_until(is_connected, a))
+        return false;
+    if (client_join(b, srv, room, rb) != 0 || !run_until(is_connected, b))
+        return false;
+    return run_until(both_open, &p);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tests                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_two_clients(server_t *srv)
+{
+    client_t a = {.name = "a", .make_channel = true}, b = {.name = "b", .make_channel = true};
+    ok(connect_pair(&a, &b, srv, "two", TERN_SIGNALING_ROLE_AUTO, TERN_SIGNALING_ROLE_AUTO));
+    /* The one already in the room offers, the newcomer answers (signaling-protocol.md). */
+    eq_int(a.offering_pcs, 1);
+    eq_int(a.answering_pcs, 0);
+    eq_int(b.offering_pcs, 0);
+    eq_int(b.answering_pcs, 1);
+    eq_int(a.joined_seen, 1);
+    eq_int(b.joined_seen, 1); /* welcome's peer list */
+    eq_str(tern_signaling_self_id(a.sig), a.self_id);
+    ok(strcmp(a.self_id, b.self_id) != 0);
+    eq_int(tern_signaling_peer_count(a.sig), 1);
+    eq_int(tern_signaling_peer_count(b.sig), 1);
+    ok(tern_signaling_pc(a.sig, b.self_id) != NULL);
+    ok(tern_signaling_pc(a.sig, "nobody") == NULL);
+    ok(tern_signaling_peer_id(a.sig, tern_signaling_pc(b.sig, a.self_id)) == NULL);
+
+    /* Messages both ways. */
+    eq_int(tern_dc_send_text(first_open(&a), tern_loop_now(loop), "hi b", 4), 0);
+    ok(run_until(has_msgs, &b));
+    eq_int(b.msgs[0].len, 4);
+    ok(b.msgs[0].is_text);
+    ok(memcmp(b.msgs[0].data, "hi b", 4) == 0);
+    static const uint8_t bin[3] = {0, 1, 255};
+    eq_int(tern_dc_send(first_open(&b), tern_loop_now(loop), bin, 3), 0);
+    ok(run_until(has_msgs, &a));
+    eq_int(a.msgs[0].len, 3);
+    ok(!a.msgs[0].is_text);
+    ok(memcmp(a.msgs[0].data, bin, 3) == 0);
+
+    /* A custom message to one peer: "to" and "from" set by the server. */
+    eq_int(tern_signaling_send(a.sig, b.self_id, "{\"type\":\"hello\",\"n\":1,\"from\":\"x\"}"), 0);
+    ok(run_until(has_custom, &b));
+    eq_str(b.custom_type, "hello");
+    eq_str(b.custom_from, a.self_id);
+    ok(strstr(b.custom_json, "\"n\":1") != NULL);
+    eq_int(tern_signaling_send(a.sig, NULL, "[1,2]"), TERN_ERR_PARSE);
+    eq_int(tern_signaling_send(a.sig, NULL, "{\"type\":3}"), TERN_ERR_PARSE);
+    eq_int(tern_signaling_send(a.sig, NULL, "{\"type\":\"x\""), TERN_ERR_PARSE);
+
+    /* b hangs up: bye reaches a, which frees its pc; b's is gone at once. */
+    eq_int(tern_signaling_hang_up(b.sig, a.self_id), 0);
+    eq_int(tern_signaling_peer_count(b.sig), 0);
+    eq_int(tern_signaling_hang_up(b.sig, a.self_id), TERN_ERR_NOT_FOUND);
+    ok(run_until(one_left, &a));
+    eq_int(a.peers_left_with_pc, 1);
+    eq_str(a.last_left, b.self_id);
+    eq_int(tern_signaling_peer_count(a.sig), 0);
+    eq_int(b.peers_left, 0);
+
+    /* b leaves the room: a sees it (leave or bye), with no pc left for it. */
+    client_free(&b);
+    ok(run_until(two_left, &a));
+    eq_int(a.peers_left_with_pc, 1);
+    ok(!a.closed);
+    client_free(&a);
+}
+
+static void test_forced_roles(server_t *srv)
+{
+    /* An answerer in the room does not offer to a newcomer that is told to offer. */
+    client_t a = {.name = "a", .make_channel = true}, b = {.name = "b", .make_channel = true};
+    ok(connect_pair(&a, &b, srv, "forced", TERN_SIGNALING_ROLE_ANSWER, TERN_SIGNALING_ROLE_OFFER));
+    eq_int(a.offering_pcs, 0);
+    eq_int(a.answering_pcs, 1);
+    eq_int(b.offering_pcs, 1);
+    eq_int(b.answering_pcs, 0);
+    client_free(&a);
+    client_free(&b);
+
+    /* Two answerers never connect. */
+    client_t c = {.name = "c"}, d = {.name = "d"};
+    eq_int(client_join(&c, srv, "answerers", TERN_SIGNALING_ROLE_ANSWER), 0);
+    ok(run_until(is_connected, &c));
+    eq_int(client_join(&d, srv, "answerers", TERN_SIGNALING_ROLE_ANSWER), 0);
+    ok(run_until(is_connected, &d));
+    run_for(300);
+    eq_int(tern_signaling_peer_count(c.sig), 0);
+    eq_int(tern_signaling_peer_count(d.sig), 0);
+    client_free(&c);
+    client_free(&d);
+
+    /* Crossing offers: a newcomer told to offer meets a peer that offers to newcomers. The
+     * latter gives way (answers), and both end up connected. */
+    client_t e = {.name = "e", .make_channel = true}, f = {.name = "f", .make_channel = true};
+    ok(connect_pair(&e, &f, srv, "glare", TERN_SIGNALING_ROLE_AUTO, TERN_SIGNALING_ROLE_OFFER));
+    eq_int(e.offering_pcs, 1);
+    eq_int(f.offering_pcs, 1);
+    eq_int(tern_signaling_peer_count(e.sig), 1);
+    eq_int(tern_signaling_peer_count(f.sig), 1);
+    ok(tern_pc_signaling_state(tern_signaling_pc(e.sig, f.self_id)) == TERN_SIGNALING_STABLE);
+    eq_int(tern_dc_send_text(first_open(&e), tern_loop_now(loop), "x", 1), 0);
+    ok(run_until(has_msgs, &f));
+    client_free(&e);
+    client_free(&f);
+}
+
+static void test_third_peer(server_t *srv)
+{
+    client_t a = {.name = "a", .make_channel = true}, b = {.name = "b", .make_channel = true};
+    client_t c = {.name = "c", .make_channel = true};
+    ok(connect_pair(&a, &b, srv, "three", TERN_SIGNALING_ROLE_AUTO, TERN_SIGNALING_ROLE_AUTO));
+    eq_int(client_join(&c, srv, "three", TERN_SIGNALING_ROLE_AUTO), 0);
+    ok(run_until(is_connected, &c));
+    ok(run_until(two_open, &c));
+    ok(run_until(two_open, &a));
+    ok(run_until(two_open, &b));
+    eq_int(c.answering_pcs, 2);
+    eq_int(c.offering_pcs, 0);
+    eq_int(c.joined_seen, 2);
+    eq_int(tern_signaling_peer_count(a.sig), 2);
+    eq_int(tern_signaling_peer_count(b.sig), 2);
+    eq_int(tern_signaling_peer_count(c.sig), 2);
+    ok(tern_signaling_pc(c.sig, a.self_id) != tern_signaling_pc(c.sig, b.self_id));
+    client_free(&c);
+    ok(run_until(one_left, &a));
+    ok(run_until(one_left, &b));
+    eq_int(tern_signaling_peer_count(a.sig), 1);
+    client_free(&a);
+    client_free(&b);
+}
+
+static void test_failures(server_t *srv)
+{
+    client_t c = {.name = "c"};
+    eq_int(client_join_cfg(&c, "http://127.0.0.1/ws/x", 0, 0, NULL, false), TERN_ERR_INVALID_ARG);
+    ok(c.sig == NULL);
+    eq_int(client_join_cfg(&c, "ws:///ws/x", 0, 0, NULL, false), TERN_ERR_INVALID_ARG);
+    eq_int(client_join_cfg(&c, "ws://127.0.0.1:99999/ws/x", 0, 0, NULL, false),
+           TERN_ERR_INVALID_ARG);
+    eq_int(client_join_cfg(&c, "ws://[::1/ws/x", 0, 0, NULL, false), TERN_ERR_INVALID_ARG);
+    eq_int(client_join_cfg(&c, "ws://h/ws/a b", 0, 0, NULL, false), TERN_ERR_INVALID_ARG);
+    eq_int(tern_signaling_new(loop, NULL, NULL, NULL, &c.sig), TERN_ERR_INVALID_ARG);
+
+    /* Nobody listens: a refused connection. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sin;
+    bind(fd, (struct sockaddr *)&sin, sizeof sin);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws/x", (unsigned)ntohs(sin.sin_port));
+    c = (client_t){.name = "refused"};
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    ok(run_until(is_closed, &c));
+    ok(!c.connected);
+    eq_int(c.closed_code, 1006);
+    ok(strstr(c.closed_reason, "refused") != NULL);
+    client_free(&c);
+
+    /* Listening but silent: the connect timeout. */
+    listen(fd, 4);
+    c = (client_t){.name = "silent"};
+    eq_int(client_join_cfg(&c, url, 0, 300, NULL, false), 0);
+    ok(run_until(is_closed, &c));
+    eq_int(c.closed_code, 1006);
+    eq_str(c.closed_reason, "timed out");
+    client_free(&c);
+    close(fd);
+
+    /* A room name the server refuses: HTTP 400. */
+    c = (client_t){.name = "badroom"};
+    snprintf(url, sizeof url, "%s/ws/bad$room", srv->base);
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    ok(run_until(is_closed, &c));
+    eq_int(c.closed_code, 1006);
+    eq_str(c.closed_reason, "HTTP 400");
+    client_free(&c);
+
+    /* A host name, resolved on the helper thread ("localhost": ::1 may come first and be
+     * refused, 127.0.0.1 is tried next). */
+    c = (client_t){.name = "byname"};
+    snprintf(url, sizeof url, "ws://localhost:%u/ws/byname", (unsigned)srv->port);
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    ok(run_until(is_connected, &c));
+    /* A graceful close: on_closed with the normal code, nothing after it. */
+    eq_int(tern_signaling_close(c.sig), 0);
+    ok(!c.closed); /* never inside the call */
+    ok(run_until(is_closed, &c));
+    eq_int(c.closed_code, 1000);
+    eq_int(tern_signaling_send(c.sig, NULL, "{\"type\":\"x\"}"), TERN_ERR_INVALID_STATE);
+    client_free(&c);
+
+    /* A name that does not resolve. */
+    c = (client_t){.name = "noname"};
+    eq_int(client_join_cfg(&c, "ws://no-such-host.invalid:1/ws/x", 0, 0, NULL, false), 0);
+    ok(run_until(is_closed, &c));
+    ok(strstr(c.closed_reason, "resolve") != NULL);
+    client_free(&c);
+
+    /* Freed while resolving, and freed from its own callback. */
+    c = (client_t){.name = "early"};
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    client_free(&c);
+    c = (client_t){.name = "self-free", .free_in_connected = true};
+    snprintf(url, sizeof url, "%s/ws/selffree", srv->base);
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    ok(run_until(is_connected, &c));
+    ok(c.sig == NULL);
+    run_for(100);
+    ok(!c.closed);
+}
+
+static void test_echo(server_t *srv)
+{
+#ifdef TERN_ECHO_PATH
+    char url[160];
+    snprintf(url, sizeof url, "%s/ws/echo", srv->base);
+    char *argv[] = {TERN_ECHO_PATH, "--signal", url, "--bind", "127.0.0.1", NULL};
+    child_t echo;
+    ok(spawn(&echo, argv));
+    printed_t joined = {&echo, "joined "};
+    ok(run_until(child_has_printed, &joined));
+
+    /* We are the newcomer: tern-echo offers, with a channel named "echo". */
+    client_t c = {.name = "c"};
+    eq_int(client_join(&c, srv, "echo", TERN_SIGNALING_ROLE_AUTO), 0);
+    ok(run_until(one_open, &c));
+    eq_int(c.answering_pcs, 1);
+    tern_dc_t *dc = first_open(&c);
+    eq_str(tern_dc_label(dc), "echo");
+    printed_t opened = {&echo, "open "};
+    ok(run_until(child_has_printed, &opened));
+    ok(strstr(echo.buf, " echo\n") != NULL);
+
+    static const uint8_t bin[5] = {0, 1, 2, 128, 255};
+    tern_time_t now = tern_loop_now(loop);
+    eq_int(tern_dc_send_text(dc, now, "hello", 5), 0);
+    eq_int(tern_dc_send(dc, now, bin, sizeof bin), 0);
+    eq_int(tern_dc_send_text(dc, now, "", 0), 0);
+    eq_int(tern_dc_send(dc, now, "", 0), 0);
+    eq_int(tern_dc_send_text(dc, now, "h\xc3\xa9", 3), 0);
+    tern_time_t give_up = tern_loop_now(loop) + (tern_time_t)GIVE_UP_MS * 1000;
+    while (c.msg_count < 5 && tern_loop_now(loop) < give_up)
+        tern_loop_run_once(loop, 10);
+    eq_int(c.msg_count, 5);
+    ok(c.msgs[0].is_text && c.msgs[0].len == 5 && memcmp(c.msgs[0].data, "hello", 5) == 0);
+    ok(!c.msgs[1].is_text && c.msgs[1].len == 5 && memcmp(c.msgs[1].data, bin, 5) == 0);
+    ok(c.msgs[2].is_text && c.msgs[2].len == 0);
+    ok(!c.msgs[3].is_text && c.msgs[3].len == 0);
+    ok(c.msgs[4].is_text && c.msgs[4].len == 3 && memcmp(c.msgs[4].data, "h\xc3\xa9", 3) == 0);
+
+    /* A channel we open is accepted and echoed too. */
+    tern_dc_t *mine;
+    eq_int(tern_pc_create_data_channel(tern_dc_pc(dc), tern_loop_now(loop), "second", NULL, &mine),
+           0);
+    ok(run_until(two_open, &c));
+    eq_int(tern_dc_send_text(mine, tern_loop_now(loop), "again", 5), 0);
+    while (c.msg_count < 6 && tern_loop_now(loop) < give_up + (tern_time_t)GIVE_UP_MS * 1000)
+        tern_loop_run_once(loop, 10);
+    eq_int(c.msg_count, 6);
+    ok(c.msgs[5].len == 5 && memcmp(c.msgs[5].data, "again", 5) == 0);
+
+    /* SIGTERM: a clean exit, and bye reaches us. */
+    eq_int(child_stop(&echo, SIGTERM), 0);
+    ok(run_until(one_left, &c));
+    eq_int(c.peers_left_with_pc, 1);
+    eq_int(tern_signaling_peer_count(c.sig), 0);
+
+    /* A tern-echo that vanishes (SIGKILL, no bye): the server's leave frees our pc. This time
+     * it is the newcomer: we offer, with a channel of ours, which it accepts. */
+    c.peers_left = c.peers_left_with_pc = 0;
+    c.make_channel = true;
+    memset(c.open_dcs, 0, sizeof c.open_dcs);
+    ok(spawn(&echo, argv));
+    ok(run_until(one_open, &c));
+    eq_int(c.offering_pcs, 1);
+    child_stop(&echo, SIGKILL);
+    ok(run_until(one_left, &c));
+    eq_int(c.peers_left_with_pc, 1);
+    eq_int(tern_signaling_peer_count(c.sig), 0);
+    client_free(&c);
+#else
+    (void)srv;
+    printf("# skip echo: no TERN_ECHO_PATH\n");
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* wss:// with a self-signed certificate for "localhost" and 127.0.0.1                       */
+/* ------------------------------------------------------------------------------------------ */
+
+static bool write_pem(char *path, X509 *x, EVP_PKEY *k)
+{
+    strcpy(path, "/tmp/tern-sigclient-XXXXXX");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f)
+        return false;
+    int done = x ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    return done == 1;
+}
+
+static bool make_certificate(char *cert_path, char *key_path)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    bool done = false;
+    if (k && x) {
+        X509_set_version(x, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+        X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+        X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+        X509_set_pubkey(x, k);
+        X509_NAME *name = X509_get_subject_name(x);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+                                   -1, 0);
+        X509_set_issuer_name(x, name);
+        X509V3_CTX v3;
+        X509V3_set_ctx_nodb(&v3);
+        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+        X509_EXTENSION *san =
+            X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+        X509_EXTENSION *bc =
+            X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+        if (san && bc && X509_add_ext(x, san, -1) && X509_add_ext(x, bc, -1) &&
+            X509_sign(x, k, EVP_sha256()))
+            done = write_pem(cert_path, x, NULL) && write_pem(key_path, NULL, k);
+        X509_EXTENSION_free(san);
+        X509_EXTENSION_free(bc);
+    }
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return done;
+}
+
+static void test_wss(void)
+{
+    char cert[64] = "", key[64] = "";
+    server_t srv;
+    ok(make_certificate(cert, key));
+    if (!server_start(&srv, cert, key)) {
+        ok(!"tern-signal with TLS started");
+        unlink(cert);
+        unlink(key);
+        return;
+    }
+    client_t a = {.name = "a", .make_channel = true}, b = {.name = "b", .make_channel = true};
+    pair_t p = {&a, &b};
+    char url[160];
+    /* Verified against the certificate itself, by name (resolved) and by IP address. */
+    snprintf(url, sizeof url, "wss://localhost:%u/ws/secure", (unsigned)srv.port);
+    eq_int(client_join_cfg(&a, url, 0, 0, cert, false), 0);
+    ok(run_until(is_connected, &a));
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/ws/secure", (unsigned)srv.port);
+    eq_int(client_join_cfg(&b, url, 0, 0, NULL, true), 0);
+    ok(run_until(is_connected, &b));
+    ok(run_until(both_open, &p));
+    client_free(&a);
+    client_free(&b);
+
+    /* The system's trust store does not know it: the handshake fails. */
+    client_t c = {.name = "c"};
+    eq_int(client_join_cfg(&c, url, 0, 0, NULL, false), 0);
+    ok(run_until(is_closed, &c));
+    ok(!c.connected);
+    eq_int(c.closed_code, 1006);
+    client_free(&c);
+    server_stop(&srv);
+    unlink(cert);
+    unlink(key);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    tern_log_stderr_set_filter("error"); /* the failures tested log warnings */
+    tern_ctx_config_t cfg = {.log_level = TERN_LOG_ERROR};
+    if (tern_ctx_new(&cfg, &ctx) != 0 || tern_loop_new(ctx, &loop) != 0) {
+        printf("not ok 1 - context and loop\n");
+        return 1;
+    }
+    server_t srv;
+    if (!server_start(&srv, NULL, NULL)) {
+#ifdef TERN_SIGNAL_PATH
+        ok(!"tern-signal started");
+#else
+        printf("# skip: no TERN_SIGNAL_PATH\n");
+#endif
+        tern_loop_free(loop);
+        tern_ctx_free(ctx);
+        return check_done();
+    }
+    subtest_call("two clients", test_two_clients(&srv));
+    subtest_call("forced roles and crossing offers", test_forced_roles(&srv));
+    subtest_call("a third peer", test_third_peer(&srv));
+    subtest_call("failures", test_failures(&srv));
+    subtest_call("tern-echo", test_echo(&srv));
+    server_stop(&srv);
+    subtest_call("wss", test_wss());
+    tern_loop_free(loop);
+    tern_ctx_free(ctx);
+    return check_done();
+}
