@@ -45,6 +45,9 @@
 #define LINGER_US TERN_SEC(5)
 /* How long shutdown waits for the close handshakes. */
 #define SHUTDOWN_WAIT_MS 1000
+/* Bytes of static files all connections may hold in their output at once: a crowd that asks
+ * for files and never reads them gets 503 instead of growing the heap without bound. */
+#define HTTP_BUDGET_BYTES (64 * 1024 * 1024)
 /* Pause of the listener when the process is out of file descriptors. */
 #define ACCEPT_PAUSE_MS 100
 #define ID_CHARS 10
@@ -77,7 +80,8 @@ typedef struct conn {
     bool dirty;   /* on the dirty list: output to flush */
     bool limited; /* the last message was refused by the rate limit */
     tern_time_t linger_until;
-    char http[96]; /* the request's log summary ("GET /x 200") */
+    char http[96];     /* the request's log summary ("GET /x 200") */
+    size_t http_bytes; /* of the HTTP budget, held until freed */
     int close_code;
 
     /* stats */
@@ -137,6 +141,7 @@ struct tern_signal_server {
     tern_time_t timer_at;
     conn_t *conns;
     size_t conn_count, peer_count;
+    size_t http_bytes; /* static file bytes held by connections (HTTP_BUDGET_BYTES) */
     conn_t *dirty, *dead;
     uint32_t next_serial;
     bool shutting_down;
@@ -582,8 +587,16 @@ static void respond_file(conn_t *c, const char *path, size_t len)
         respond_text(c, 500, "server error\n");
         return;
     }
+    tern_signal_server_t *s = c->srv;
+    if (r.body_len > HTTP_BUDGET_BYTES - s->http_bytes) {
+        tern_free(s->ctx, r.body);
+        respond_text(c, 503, "busy, try again\n");
+        return;
+    }
+    c->http_bytes = r.body_len;
+    s->http_bytes += r.body_len;
     respond(c, r.status, r.content_type, r.body, r.body_len, NULL, 0);
-    tern_free(c->srv->ctx, r.body);
+    tern_free(s->ctx, r.body);
 }
 
 static bool method_is(const tern_http_request_t *q, const char *m)
@@ -803,6 +816,7 @@ static void conn_free(conn_t *c)
     tern_io_heap_remove(&s->heap, &c->timer);
     tern_io_heap_unreserve(&s->heap);
     tern_ws_free(c->ws);
+    s->http_bytes -= c->http_bytes;
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -1061,6 +1061,37 @@ static void test_http(void)
     ok(has_header(&r, "Allow: GET, HEAD"));
     ok(http_raw(&s, "garbage\r\n\r\n", &r));
     eq_int(r.status, 400);
+
+    /* Static files held unread by many connections are bounded (64 MiB): 503 past that. */
+    char big[256];
+    snprintf(big, sizeof big, "%s/big.bin", root_dir);
+    FILE *f = fopen(big, "w");
+    ok(f && ftruncate(fileno(f), 16 * 1024 * 1024) == 0);
+    if (f)
+        fclose(f);
+    tern_io_stream_t held[5];
+    for (int i = 0; i < 5; i++) {
+        ok(stream_open(&held[i], &s));
+        static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+        ok(stream_write_all(&held[i], req, sizeof req - 1));
+        char line[16] = "";
+        size_t got = 0;
+        int64_t until = now_ms() + GIVE_UP_MS;
+        while (got < 12 && now_ms() < until) {
+            long n = tern_io_stream_read(&held[i], line + got, 12 - got);
+            if (n > 0)
+                got += (size_t)n;
+            else if (n == TERN_ERR_AGAIN)
+                wait_fd(held[i].fd, POLLIN, until);
+            else
+                break;
+        }
+        eq_str(line, i < 4 ? "HTTP/1.1 200" : "HTTP/1.1 503");
+    }
+    for (int i = 0; i < 5; i++)
+        tern_io_stream_close(&held[i]);
+    unlink(big);
+    eq_int(http_get(&s, "/app.js", &r), 200);
     eq_int(server_stop(&s), 0);
     remove_root();
 
