@@ -13,7 +13,9 @@
  *
  * Scope: one thread; HTTP/1.1 with one request per connection (no keep-alive); no
  * permessage-deflate; no per-IP connection limits; static files are read whole, up to
- * TERN_SIGNAL_MAX_FILE_BYTES.
+ * TERN_SIGNAL_MAX_FILE_BYTES. A message over max_message_bytes gets the error too-large, then
+ * 1009; one over twice that is cut off by the WebSocket layer, with 1009 and no error message
+ * (it is never buffered whole).
  */
 #ifndef TERN_SIGNALING_SIGNAL_H
 #define TERN_SIGNALING_SIGNAL_H
@@ -156,8 +158,9 @@ typedef struct tern_signal_reply {
 /*
  * Answer a GET or HEAD of `path` (not NUL-terminated, percent-encoded) from the files under
  * root_fd (-1: no static files): "/" is index.html, a directory serves its index.html,
- * "..", ".", dot-files and anything leaving the root (symbolic links included) are 404,
- * other methods 405. Returns 0; TERN_ERR_NOMEM.
+ * "..", ".", dot-files, files over TERN_SIGNAL_MAX_FILE_BYTES, anything but regular files and
+ * anything leaving the root (symbolic links included) are 404. The caller checks the method.
+ * Returns 0; TERN_ERR_NOMEM.
  */
 int tern_signal_http_file(tern_ctx_t *ctx, int root_fd, const char *path, size_t len,
                           tern_signal_reply_t *out);
