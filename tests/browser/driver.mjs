@@ -80,7 +80,8 @@ const CASES = [
       after: (np) => np.waitForLine(/^event close pc-close-b\b/m, 10000,
                                     'browser_peer to see its channel close') },
     { name: 'close-peer-native', native: 'peer' },
-    // Browsers with mDNS host names on, launched apart on a veth address (see mdnsPhase).
+    // Browsers with mDNS host names on, launched apart on a veth address (see mdnsPhase);
+    // tern must resolve the names (ice_mdns.c), not only answer the browser's checks.
     { name: 'mdns', native: 'peer', mdns: true },
 ];
 

@@ -552,20 +552,35 @@ const T = (() => {
         const hosts = c.local.filter((x) => / typ host/.test(x));
         check(hosts.length && hosts.every((x) => /\.local /.test(x)),
               `every host candidate of the browser is an mDNS name: ${hosts.join(' | ')}`);
+        // The browser's selected pair: the transport's, or else the nominated succeeded one.
         let pair = '';
         const stats = await c.pc.getStats();
+        let sel = null;
         stats.forEach((r) => {
-            if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
-                const l = stats.get(r.localCandidateId), rm = stats.get(r.remoteCandidateId);
-                pair = `${l?.candidateType} ${l?.address ?? ''} -> ${rm?.candidateType} ` +
-                       `${rm?.address ?? ''}:${rm?.port ?? ''}`;
-            }
+            if (r.type === 'transport' && r.selectedCandidatePairId)
+                sel = stats.get(r.selectedCandidatePairId);
         });
-        // tern's own view of the pair (browser_peer): prflx while it cannot resolve the name,
-        // host once it has resolved it (the resolved candidate upgrades the prflx one).
-        const tern = parseInfo(await ctl(c, 'pair'));
-        return `browser: ${pair || '?'}; tern: ${tern.ltype} ${tern.local} -> ${tern.rtype} ` +
-               `${tern.remote}; browser host candidates: ` +
+        stats.forEach((r) => {
+            if (!sel && r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded')
+                sel = r;
+        });
+        if (sel) {
+            const l = stats.get(sel.localCandidateId), rm = stats.get(sel.remoteCandidateId);
+            pair = `${l?.candidateType} ${l?.address ?? ''} -> ${rm?.candidateType} ` +
+                   `${rm?.address ?? ''}:${rm?.port ?? ''}`;
+        }
+        // tern's own view of the pair (browser_peer): prflx until it has resolved the name
+        // (the browser's checks arrive first), then host: the resolved candidate upgrades the
+        // peer-reflexive one (RFC 8445 §7.3.1.3). Firefox answers mDNS queries in about 250 ms.
+        let tern;
+        const t0 = performance.now();
+        await waitFor(async () => (tern = parseInfo(await ctl(c, 'pair'))).rtype === 'host', 5000,
+                      'tern to resolve the .local name').catch(() => {});
+        const waited = Math.round(performance.now() - t0);
+        check(tern.rtype === 'host', `tern resolved the browser's .local name within 5 s: its ` +
+                                     `pair is ${tern.ltype} -> ${tern.rtype} ${tern.remote}`);
+        return `browser: ${pair || '?'}; tern (after ${waited} ms): ${tern.ltype} ${tern.local} ` +
+               `-> ${tern.rtype} ${tern.remote}; browser host candidates: ` +
                hosts.map((x) => x.split(' ')[4]).join(', ');
     };
 
