@@ -105,14 +105,14 @@ struct tern_ws {
 
 /* ---- small helpers ---- */
 
-static tern_time_t time_after(tern_time_t t, tern_time_t d)
+static tern_time_t add_time(tern_time_t t, tern_time_t d)
 {
     if (t == TERN_TIME_NEVER || d == TERN_TIME_NEVER || t > TERN_TIME_NEVER - d)
         return TERN_TIME_NEVER;
     return t + d;
 }
 
-static tern_time_t duration_or(tern_time_t v, tern_time_t dflt)
+static tern_time_t pick_duration(tern_time_t v, tern_time_t dflt)
 {
     return v <= 0 ? dflt : v;
 }
@@ -124,7 +124,7 @@ static void advance_time(tern_ws_t *ws, tern_time_t now)
         ws->now = now;
 }
 
-static bool text_safe(const char *s)
+static bool is_safe_text(const char *s)
 {
     for (; *s; s++)
         if (*s == '\r' || *s == '\n')
@@ -132,7 +132,7 @@ static bool text_safe(const char *s)
     return true;
 }
 
-static size_t grow_cap(size_t cap, size_t need)
+static size_t next_cap(size_t cap, size_t need)
 {
     size_t c = cap ? cap : WS_MIN_BUFFER_BYTES;
     while (c < need) {
@@ -145,7 +145,7 @@ static size_t grow_cap(size_t cap, size_t need)
 
 /* ---- output buffer ---- */
 
-static size_t tx_pending(const tern_ws_t *ws)
+static size_t count_pending(const tern_ws_t *ws)
 {
     return ws->tx_len - ws->tx_off;
 }
@@ -154,7 +154,7 @@ static size_t tx_pending(const tern_ws_t *ws)
 static uint8_t *tx_reserve(tern_ws_t *ws, size_t n)
 {
     if (ws->tx_len + n > ws->tx_cap && ws->tx_off > 0) {
-        size_t pending = tx_pending(ws);
+        size_t pending = count_pending(ws);
         memmove(ws->tx, ws->tx + ws->tx_off, pending);
         ws->tx_off = 0;
         ws->tx_len = pending;
@@ -162,7 +162,7 @@ static uint8_t *tx_reserve(tern_ws_t *ws, size_t n)
     if (n > SIZE_MAX - ws->tx_len)
         return NULL;
     if (ws->tx_len + n > ws->tx_cap) {
-        size_t cap = grow_cap(ws->tx_cap, ws->tx_len + n);
+        size_t cap = next_cap(ws->tx_cap, ws->tx_len + n);
         uint8_t *p = tern_realloc(ws->ctx, ws->tx, cap);
         if (!p)
             return NULL;
@@ -203,7 +203,7 @@ static int send_frame(tern_ws_t *ws, uint8_t opcode, const void *data, size_t le
     if (!control) {
         if (len > ws->max_output_bytes || hlen > ws->max_output_bytes - len)
             return TERN_ERR_TOO_LARGE;
-        if (hlen + len > ws->max_output_bytes - TERN_MIN(tx_pending(ws), ws->max_output_bytes))
+        if (hlen + len > ws->max_output_bytes - TERN_MIN(count_pending(ws), ws->max_output_bytes))
             return TERN_ERR_AGAIN;
     }
     uint8_t *p = tx_reserve(ws, hlen + len);
@@ -308,7 +308,7 @@ static int rx_append(tern_ws_t *ws, const uint8_t *data, size_t len)
     if (len > SIZE_MAX - ws->rx_len)
         return TERN_ERR_NOMEM;
     if (ws->rx_len + len > ws->rx_cap) {
-        size_t cap = grow_cap(ws->rx_cap, ws->rx_len + len);
+        size_t cap = next_cap(ws->rx_cap, ws->rx_len + len);
         uint8_t *p = tern_realloc(ws->ctx, ws->rx, cap);
         if (!p)
             return TERN_ERR_NOMEM;
@@ -338,17 +338,17 @@ static void settle(tern_ws_t *ws)
 
 /* ---- frames (RFC 6455 §5) ---- */
 
-static bool opcode_known(uint8_t op)
+static bool is_known_opcode(uint8_t op)
 {
     return op <= TERN_WS_OP_BINARY || (op >= TERN_WS_OP_CLOSE && op <= TERN_WS_OP_PONG);
 }
 
 /* Check a frame header against §5.1-§5.5 and the message limit; false: the ws failed. */
-static bool check_frame(tern_ws_t *ws, const tern_ws_frame_header_t *h)
+static bool accept_frame_header(tern_ws_t *ws, const tern_ws_frame_header_t *h)
 {
     if (h->rsv)
         fail_ws(ws, TERN_WS_CLOSE_PROTOCOL_ERROR, "reserved bit set"); /* §5.2: no extension */
-    else if (!opcode_known(h->opcode))
+    else if (!is_known_opcode(h->opcode))
         fail_ws(ws, TERN_WS_CLOSE_PROTOCOL_ERROR, "reserved opcode"); /* §5.2 */
     else if (h->masked != (ws->role == TERN_WS_ROLE_SERVER))
         /* §5.1: a server MUST close on an unmasked frame, a client on a masked one. */
@@ -440,7 +440,7 @@ static void handle_control_frame(tern_ws_t *ws, const tern_ws_frame_header_t *h,
         /* §5.5.2: answer with a pong carrying the same data, unless we are closing. A peer
          * that pings without reading would grow the output forever: past the output limit
          * its pings go unanswered (§5.5.3 allows answering only the latest). */
-        if (ws->state == TERN_WS_STATE_OPEN && tx_pending(ws) < ws->max_output_bytes &&
+        if (ws->state == TERN_WS_STATE_OPEN && count_pending(ws) < ws->max_output_bytes &&
             send_frame(ws, TERN_WS_OP_PONG, p, len) < 0)
             end_ws(ws, TERN_WS_CAUSE_NOMEM);
     } else if (h->opcode == TERN_WS_OP_PONG) {
@@ -464,7 +464,7 @@ static bool process_frame(tern_ws_t *ws)
         fail_ws(ws, TERN_WS_CLOSE_PROTOCOL_ERROR, "bad frame length");
         return false;
     }
-    if (!check_frame(ws, &h))
+    if (!accept_frame_header(ws, &h))
         return false;
     if (h.payload_len > avail - h.header_len)
         return false;
@@ -568,7 +568,7 @@ static bool process_request(tern_ws_t *ws)
 }
 
 /* RFC 6455 §4.1, the client's checks of the server's response (items 1-6 of the list). */
-static const char *check_response(tern_ws_t *ws, const tern_http_response_t *res)
+static const char *find_response_error(tern_ws_t *ws, const tern_http_response_t *res)
 {
     const tern_http_header_t *h = res->headers;
     size_t n = res->num_headers;
@@ -610,7 +610,7 @@ static bool process_response(tern_ws_t *ws)
     int rc = tern_http_parse_response(ws->rx, ws->rx_len, &res);
     if (rc == TERN_ERR_AGAIN)
         return false;
-    const char *why = rc < 0 ? "malformed response" : check_response(ws, &res);
+    const char *why = rc < 0 ? "malformed response" : find_response_error(ws, &res);
     if (why) {
         TERN_LOG_DEBUG(ws->ctx, "ws", "ws %u handshake failed: %s", ws->id, why);
         ws->http_status = rc < 0 ? 0 : res.status;
@@ -649,16 +649,17 @@ static int copy_config(tern_ws_t *ws, const tern_ws_config_t *cfg)
     ws->max_output_bytes =
         cfg->max_output_bytes ? cfg->max_output_bytes : TERN_WS_DEFAULT_MAX_OUTPUT_BYTES;
     ws->handshake_timeout_us =
-        duration_or(cfg->handshake_timeout_us, TERN_WS_DEFAULT_HANDSHAKE_TIMEOUT_US);
-    ws->ping_interval_us = duration_or(cfg->ping_interval_us, TERN_WS_DEFAULT_PING_INTERVAL_US);
-    ws->idle_timeout_us = duration_or(cfg->idle_timeout_us, TERN_WS_DEFAULT_IDLE_TIMEOUT_US);
-    ws->close_timeout_us = duration_or(cfg->close_timeout_us, TERN_WS_DEFAULT_CLOSE_TIMEOUT_US);
+        pick_duration(cfg->handshake_timeout_us, TERN_WS_DEFAULT_HANDSHAKE_TIMEOUT_US);
+    ws->ping_interval_us = pick_duration(cfg->ping_interval_us, TERN_WS_DEFAULT_PING_INTERVAL_US);
+    ws->idle_timeout_us = pick_duration(cfg->idle_timeout_us, TERN_WS_DEFAULT_IDLE_TIMEOUT_US);
+    ws->close_timeout_us = pick_duration(cfg->close_timeout_us, TERN_WS_DEFAULT_CLOSE_TIMEOUT_US);
     if (cfg->role != TERN_WS_ROLE_CLIENT)
         return cfg->role == TERN_WS_ROLE_SERVER ? TERN_OK : TERN_ERR_INVALID_ARG;
     const char *target = cfg->target ? cfg->target : "/";
-    if (!cfg->host || !cfg->host[0] || !text_safe(cfg->host) || target[0] != '/' ||
-        !text_safe(target) || strchr(target, ' ') || (cfg->origin && !text_safe(cfg->origin)) ||
-        (cfg->protocol && (!cfg->protocol[0] || !text_safe(cfg->protocol))) ||
+    if (!cfg->host || !cfg->host[0] || !is_safe_text(cfg->host) || target[0] != '/' ||
+        !is_safe_text(target) || strchr(target, ' ') ||
+        (cfg->origin && !is_safe_text(cfg->origin)) ||
+        (cfg->protocol && (!cfg->protocol[0] || !is_safe_text(cfg->protocol))) ||
         (cfg->num_headers && !cfg->headers))
         return TERN_ERR_INVALID_ARG;
     ws->target = tern_strdup(ws->ctx, target);
@@ -681,7 +682,8 @@ static int write_request(tern_ws_t *ws, const tern_ws_config_t *cfg)
         return TERN_ERR_CRYPTO;
     for (size_t i = 0; i < cfg->num_headers; i++) {
         const tern_http_field_t *f = &cfg->headers[i];
-        if (!f->name || !f->value || !f->name[0] || !text_safe(f->name) || !text_safe(f->value))
+        if (!f->name || !f->value || !f->name[0] || !is_safe_text(f->name) ||
+            !is_safe_text(f->value))
             return TERN_ERR_INVALID_ARG;
     }
     tern_wbuf_t w;
@@ -727,7 +729,7 @@ int tern_ws_new(tern_ctx_t *ctx, const tern_ws_config_t *cfg, tern_time_t now, t
         tern_ws_free(ws);
         return rc;
     }
-    ws->handshake_deadline = time_after(now, ws->handshake_timeout_us);
+    ws->handshake_deadline = add_time(now, ws->handshake_timeout_us);
     TERN_LOG_DEBUG(ctx, "ws", "ws %u new %s at %lld", ws->id,
                    ws->role == TERN_WS_ROLE_CLIENT ? "client" : "server", (long long)now);
     *out = ws;
@@ -748,7 +750,7 @@ void tern_ws_free(tern_ws_t *ws)
 }
 
 /* The most input kept while events wait to be drained. */
-static size_t undrained_limit(const tern_ws_t *ws)
+static size_t compute_undrained_limit(const tern_ws_t *ws)
 {
     size_t m = ws->max_message_bytes;
     size_t lim = TERN_HTTP_MAX_HEAD_BYTES + WS_UNDRAINED_SLACK;
@@ -768,7 +770,7 @@ int tern_ws_handle_input(tern_ws_t *ws, tern_time_t now, const uint8_t *data, si
     }
     if (len == 0)
         return TERN_OK;
-    if (ws->ev_count > 0 && ws->rx_len + len > undrained_limit(ws)) {
+    if (ws->ev_count > 0 && ws->rx_len + len > compute_undrained_limit(ws)) {
         ws->stats.bytes_in -= len;
         return TERN_ERR_AGAIN;
     }
@@ -799,9 +801,9 @@ int tern_ws_handle_eof(tern_ws_t *ws, tern_time_t now)
     return TERN_OK;
 }
 
-static tern_time_t ping_deadline(const tern_ws_t *ws)
+static tern_time_t compute_ping_deadline(const tern_ws_t *ws)
 {
-    return time_after(TERN_MAX(ws->last_rx, ws->last_ping), ws->ping_interval_us);
+    return add_time(TERN_MAX(ws->last_rx, ws->last_ping), ws->ping_interval_us);
 }
 
 tern_time_t tern_ws_next_deadline(const tern_ws_t *ws)
@@ -812,7 +814,7 @@ tern_time_t tern_ws_next_deadline(const tern_ws_t *ws)
     case TERN_WS_STATE_CONNECTING:
         return ws->handshake_deadline;
     case TERN_WS_STATE_OPEN:
-        return TERN_MIN(ping_deadline(ws), time_after(ws->last_rx, ws->idle_timeout_us));
+        return TERN_MIN(compute_ping_deadline(ws), add_time(ws->last_rx, ws->idle_timeout_us));
     case TERN_WS_STATE_CLOSING:
         return ws->close_deadline;
     default:
@@ -833,9 +835,9 @@ int tern_ws_handle_timeout(tern_ws_t *ws, tern_time_t now)
             end_ws(ws, TERN_WS_CAUSE_HANDSHAKE_TIMEOUT);
         break;
     case TERN_WS_STATE_OPEN:
-        if (now >= time_after(ws->last_rx, ws->idle_timeout_us)) {
+        if (now >= add_time(ws->last_rx, ws->idle_timeout_us)) {
             end_ws(ws, TERN_WS_CAUSE_IDLE_TIMEOUT);
-        } else if (now >= ping_deadline(ws)) {
+        } else if (now >= compute_ping_deadline(ws)) {
             ws->last_ping = now;
             if (send_frame(ws, TERN_WS_OP_PING, NULL, 0) < 0)
                 end_ws(ws, TERN_WS_CAUSE_NOMEM);
@@ -853,7 +855,7 @@ int tern_ws_handle_timeout(tern_ws_t *ws, tern_time_t now)
     return TERN_OK;
 }
 
-static void fill_close_event(tern_ws_t *ws, tern_ws_event_t *out)
+static void make_close_event(tern_ws_t *ws, tern_ws_event_t *out)
 {
     out->type = TERN_WS_EV_CLOSE;
     out->u.close.cause = ws->cause;
@@ -879,7 +881,7 @@ bool tern_ws_poll_event(tern_ws_t *ws, tern_ws_event_t *out)
         if (!ws->close_pending)
             return false;
         ws->close_pending = false;
-        fill_close_event(ws, out);
+        make_close_event(ws, out);
         return true;
     }
     ws_event_rec_t *e = &ws->ev[ws->ev_head];
@@ -909,7 +911,7 @@ bool tern_ws_poll_output(tern_ws_t *ws, const uint8_t **data, size_t *len)
 {
     if (!ws || !data || !len)
         return false;
-    *len = tx_pending(ws);
+    *len = count_pending(ws);
     *data = *len ? ws->tx + ws->tx_off : NULL;
     return *len > 0;
 }
@@ -918,7 +920,7 @@ void tern_ws_consume_output(tern_ws_t *ws, size_t n)
 {
     if (!ws)
         return;
-    n = TERN_MIN(n, tx_pending(ws));
+    n = TERN_MIN(n, count_pending(ws));
     ws->tx_off += n;
     ws->stats.bytes_out += n;
     if (ws->tx_off == ws->tx_len) {
@@ -933,10 +935,10 @@ void tern_ws_consume_output(tern_ws_t *ws, size_t n)
 
 size_t tern_ws_buffered_amount(const tern_ws_t *ws)
 {
-    return ws ? tx_pending(ws) : 0;
+    return ws ? count_pending(ws) : 0;
 }
 
-static bool waiting_decision(const tern_ws_t *ws)
+static bool is_waiting_decision(const tern_ws_t *ws)
 {
     return ws->role == TERN_WS_ROLE_SERVER && ws->state == TERN_WS_STATE_CONNECTING &&
            ws->hs == HS_WAIT_DECISION && ws->request;
@@ -947,9 +949,9 @@ int tern_ws_accept(tern_ws_t *ws, tern_time_t now, const char *protocol)
     if (!ws)
         return TERN_ERR_INVALID_ARG;
     advance_time(ws, now);
-    if (!waiting_decision(ws) || ws->request->upgrade != TERN_WS_UPGRADE_VALID)
+    if (!is_waiting_decision(ws) || ws->request->upgrade != TERN_WS_UPGRADE_VALID)
         return TERN_ERR_INVALID_STATE;
-    if (protocol && (!protocol[0] || !text_safe(protocol)))
+    if (protocol && (!protocol[0] || !is_safe_text(protocol)))
         return TERN_ERR_INVALID_ARG;
     char *proto = protocol ? tern_strdup(ws->ctx, protocol) : NULL;
     if (protocol && !proto)
@@ -985,7 +987,7 @@ int tern_ws_respond(tern_ws_t *ws, tern_time_t now, int status, const tern_http_
     if (!ws)
         return TERN_ERR_INVALID_ARG;
     advance_time(ws, now);
-    if (!waiting_decision(ws))
+    if (!is_waiting_decision(ws))
         return TERN_ERR_INVALID_STATE;
     if (num_fields > TERN_HTTP_MAX_HEADERS || (num_fields && !fields))
         return TERN_ERR_INVALID_ARG;
@@ -1071,7 +1073,7 @@ int tern_ws_close(tern_ws_t *ws, tern_time_t now, uint16_t code, const char *rea
     if (rc < 0)
         return rc;
     ws->state = TERN_WS_STATE_CLOSING;
-    ws->close_deadline = time_after(ws->now, ws->close_timeout_us);
+    ws->close_deadline = add_time(ws->now, ws->close_timeout_us);
     return TERN_OK;
 }
 

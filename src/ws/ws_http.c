@@ -99,8 +99,6 @@ static int next_line(head_reader_t *r, const char **line, size_t *line_len)
             return TERN_ERR_TOO_LARGE;
         return 0;
     }
-    if (r->pos + i + 1 > TERN_HTTP_MAX_HEAD_BYTES)
-        return TERN_ERR_TOO_LARGE;
     *line = start;
     *line_len = content;
     r->pos += i + 1;
@@ -220,7 +218,7 @@ const tern_http_header_t *tern_http_find_header(const tern_http_header_t *header
     return NULL;
 }
 
-static size_t count_headers(const tern_http_header_t *headers, size_t n, const char *name)
+static size_t count_fields(const tern_http_header_t *headers, size_t n, const char *name)
 {
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
@@ -230,8 +228,8 @@ static size_t count_headers(const tern_http_header_t *headers, size_t n, const c
 }
 
 /* A list header may be split over several field lines (RFC 9110 §5.3). */
-static bool any_has_token(const tern_http_header_t *headers, size_t n, const char *name,
-                          const char *token)
+static bool has_token_in_any(const tern_http_header_t *headers, size_t n, const char *name,
+                             const char *token)
 {
     for (size_t i = 0; i < n; i++)
         if (equal_nocase(headers[i].name, headers[i].name_len, name) &&
@@ -245,19 +243,19 @@ static tern_ws_upgrade_t classify_upgrade(tern_http_request_t *req)
 {
     const tern_http_header_t *h = req->headers;
     size_t n = req->num_headers;
-    if (!any_has_token(h, n, "Upgrade", "websocket"))
+    if (!has_token_in_any(h, n, "Upgrade", "websocket"))
         return TERN_WS_UPGRADE_NONE;
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)
         return TERN_WS_UPGRADE_INVALID; /* item 1: GET, HTTP/1.1 or higher */
     if (req->minor_version < 1)
         return TERN_WS_UPGRADE_INVALID;
     const tern_http_header_t *host = tern_http_find_header(h, n, "Host");
-    if (!host || host->value_len == 0 || count_headers(h, n, "Host") != 1)
+    if (!host || host->value_len == 0 || count_fields(h, n, "Host") != 1)
         return TERN_WS_UPGRADE_INVALID; /* item 2 (and RFC 9112 §3.2: exactly one Host) */
-    if (!any_has_token(h, n, "Connection", "Upgrade"))
+    if (!has_token_in_any(h, n, "Connection", "Upgrade"))
         return TERN_WS_UPGRADE_INVALID; /* item 4 */
     const tern_http_header_t *key = tern_http_find_header(h, n, "Sec-WebSocket-Key");
-    if (!key || count_headers(h, n, "Sec-WebSocket-Key") != 1 ||
+    if (!key || count_fields(h, n, "Sec-WebSocket-Key") != 1 ||
         !tern_ws_key_valid(key->value, key->value_len))
         return TERN_WS_UPGRADE_INVALID; /* item 5 */
     if (tern_ws_accept_key(key->value, key->value_len, req->accept) < 0)
@@ -265,7 +263,7 @@ static tern_ws_upgrade_t classify_upgrade(tern_http_request_t *req)
     const tern_http_header_t *version = tern_http_find_header(h, n, "Sec-WebSocket-Version");
     if (!version)
         return TERN_WS_UPGRADE_INVALID; /* item 6 */
-    if (count_headers(h, n, "Sec-WebSocket-Version") != 1 || version->value_len != 2 ||
+    if (count_fields(h, n, "Sec-WebSocket-Version") != 1 || version->value_len != 2 ||
         memcmp(version->value, "13", 2) != 0)
         return TERN_WS_UPGRADE_BAD_VERSION; /* §4.4: answer 426 with the version we speak */
     return TERN_WS_UPGRADE_VALID;

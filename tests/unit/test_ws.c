@@ -781,6 +781,13 @@ static void test_http_response(void)
     eq_int(parse_res("HTTP/1.0 404 \r\n\r\n", &res), 17);
     eq_int(res.status, 404);
     eq_int(parse_res("HTTP/1.1 99 x\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.1 099 x\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.x 200 OK\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.1x200 OK\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.1 200x\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.1 20\r\n\r\n", &res), TERN_ERR_PARSE);
+    eq_int(parse_res("HTTP/1.", &res), TERN_ERR_AGAIN);
+    eq_int(parse_res("HTTP/2", &res), TERN_ERR_PARSE); /* refused before the line ends */
     eq_int(parse_res("HTTP/1.1 1000 x\r\n\r\n", &res), TERN_ERR_PARSE);
     eq_int(parse_res("HTTP/1.1 10a x\r\n\r\n", &res), TERN_ERR_PARSE);
     eq_int(parse_res("HTTP/2 200 OK\r\n\r\n", &res), TERN_ERR_PARSE);
@@ -892,6 +899,52 @@ static void test_server_handshake(void)
     log_clear(l);
     free(l);
     tern_ws_free(ws);
+}
+
+/* Upgrade requests shaped as Chromium's and Firefox's, with their permessage-deflate offers. */
+static const char chrome_request[] =
+    "GET /ws/room1 HTTP/1.1\r\nHost: localhost:8080\r\nConnection: Upgrade\r\n"
+    "Pragma: no-cache\r\nCache-Control: no-cache\r\n"
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36\r\n"
+    "Upgrade: websocket\r\nOrigin: http://localhost:8080\r\nSec-WebSocket-Version: 13\r\n"
+    "Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n"
+    "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+static const char firefox_request[] =
+    "GET /ws/room1?peer=2 HTTP/1.1\r\nHost: localhost:8080\r\n"
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0\r\n"
+    "Accept: */*\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
+    "Sec-WebSocket-Version: 13\r\nOrigin: http://localhost:8080\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: keep-alive, Upgrade\r\n"
+    "Sec-Fetch-Dest: empty\r\nSec-Fetch-Mode: websocket\r\nSec-Fetch-Site: same-origin\r\n"
+    "Pragma: no-cache\r\nCache-Control: no-cache\r\nUpgrade: websocket\r\n\r\n";
+
+static void browser_case(const char *req, const char *path, const char *accept)
+{
+    tern_ws_t *ws = new_server(NULL);
+    eq_int(tern_ws_handle_input(ws, now, (const uint8_t *)req, strlen(req)), 0);
+    tern_ws_event_t ev;
+    ok(tern_ws_poll_event(ws, &ev) && ev.type == TERN_WS_EV_REQUEST);
+    const tern_http_request_t *r = ev.u.request.request;
+    eq_int(r->upgrade, TERN_WS_UPGRADE_VALID);
+    ok(span_is(r->path, r->path_len, path));
+    eq_str(r->accept, accept);
+    eq_int(tern_ws_accept(ws, now, NULL), 0);
+    static char out[512];
+    size_t n = take_output(ws, (uint8_t *)out, sizeof(out) - 1);
+    out[n] = 0;
+    ok(strstr(out, accept) != NULL);
+    /* the deflate offer is ignored: no extension in the answer */
+    ok(strstr(out, "Extensions") == NULL);
+    tern_ws_free(ws);
+}
+
+static void test_browser_requests(void)
+{
+    browser_case(chrome_request, "/ws/room1", "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+    browser_case(firefox_request, "/ws/room1", RFC_ACCEPT);
 }
 
 static void test_server_pipelined_frames(void)
@@ -2050,15 +2103,42 @@ static void failmalloc_scenario(tern_ctx_t *fctx, evlog_t *lc, evlog_t *ls)
         tern_ws_ping(c, now, "x", 1);
         pump(c, lc, s, ls, 3000);
     }
-    tern_ws_close(c, now, 1000, "bye");
+    /* Large frames leave empty buffers that are given back, so the pong, the close echo and
+     * the close of a failure below each need a new allocation. */
+    tern_ws_send_binary(s, now, data, 5000);
+    pump(c, lc, s, ls, 0);
+    tern_ws_ping(c, now, "y", 1);
+    pump(c, lc, s, ls, 0);
+    tern_ws_send_binary(s, now, data, 5000);
+    pump(c, lc, s, ls, 0);
+    tern_ws_close(s, now, 1000, "bye");
     pump(c, lc, s, ls, 0);
     if (fail_at == 0) {
         eq_int(log_count(ls, TERN_WS_EV_MESSAGE), 4);
-        eq_int(log_count(lc, TERN_WS_EV_MESSAGE), 4);
+        eq_int(log_count(lc, TERN_WS_EV_MESSAGE), 6);
         eq_int(log_count(lc, TERN_WS_EV_CLOSE), 1);
     }
-    /* whatever failed, each endpoint reported its end at most once */
     ok(log_count(lc, TERN_WS_EV_CLOSE) <= 1 && log_count(ls, TERN_WS_EV_CLOSE) <= 1);
+    log_clear(ls);
+    tern_ws_free(s);
+    s = NULL;
+    if (tern_ws_new(fctx, NULL, now, &s) < 0)
+        goto out;
+    const char *req = RFC_REQUEST;
+    tern_ws_handle_input(s, now, (const uint8_t *)req, strlen(req));
+    drain_events(s, ls);
+    if (tern_ws_accept(s, now, NULL) < 0)
+        goto out;
+    tern_ws_send_binary(s, now, data, 5000);
+    discard_output(s);
+    uint8_t f[16];
+    size_t fn = make_frame(f, 0x81, "x", 1, false); /* unmasked: fails with 1002 */
+    tern_ws_handle_input(s, now, f, fn);
+    drain_events(s, ls);
+    if (fail_at == 0)
+        eq_int(output_close_code(s), 1002);
+    /* whatever failed, each endpoint reported its end at most once */
+    ok(log_count(ls, TERN_WS_EV_CLOSE) <= 1);
 out:
     tern_ws_free(c);
     tern_ws_free(s);
@@ -2114,6 +2194,7 @@ int main(void)
     subtest("http response", test_http_response);
     subtest("http write", test_http_write);
     subtest("server handshake", test_server_handshake);
+    subtest("browser requests", test_browser_requests);
     subtest("server pipelined frames", test_server_pipelined_frames);
     subtest("server plain http", test_server_plain_http);
     subtest("server bad http", test_server_bad_http);
