@@ -717,7 +717,8 @@ TERN_EXPORT int tern_loop_update_fd(tern_loop_t *loop, tern_fd_watch_t *w, unsig
 /**
  * Stop watching an fd; it is not closed (close it after this call, not before). Safe from any
  * callback of the loop, the watch's own included: fn is never called again, and the watch is
- * freed once the current iteration no longer refers to it. NULL is a no-op.
+ * freed once the current iteration no longer refers to it. NULL is a no-op. Watches still there
+ * at tern_loop_free are freed by it (their fds are left open).
  */
 TERN_EXPORT void tern_loop_unwatch_fd(tern_loop_t *loop, tern_fd_watch_t *w);
 

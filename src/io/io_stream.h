@@ -88,7 +88,8 @@ typedef struct tern_io_stream {
  * Take a connected fd (ownership passes to the stream). tls NULL: plain TCP. With tls, the
  * handshake runs inside the first reads and writes, as a server or a client as tls was made;
  * a client sends server_name (may be NULL) as SNI and, unless insecure, checks the
- * certificate names it. On failure the fd is closed too.
+ * certificate names it (without a server_name only the chain is verified). On failure the fd
+ * is closed too.
  * Returns 0; TERN_ERR_NOMEM; TERN_ERR_CRYPTO.
  */
 int tern_io_stream_init(tern_io_stream_t *s, int fd, tern_io_tls_t *tls, const char *server_name);
