@@ -558,6 +558,9 @@ int tern_ice_mdns_add_candidate(tern_ice_t *ice, const tern_ice_candidate_t *c)
         n = new_name(ice, c->hostname);
         if (!n)
             return TERN_ERR_TOO_LARGE;
+    } else if (n->state == NAME_UNRESOLVED) {
+        /* A new candidate for a name given up on (after an ICE restart, say): ask again. */
+        n->state = NAME_QUEUED;
     }
     n->used = ice->now;
     tern_ice_candidate_t *w = &m->waiting[m->waiting_count++];

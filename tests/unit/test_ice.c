@@ -1838,6 +1838,28 @@ static void test_mdns_no_answer(void)
     ok(!saw_state(0, TERN_ICE_STATE_FAILED));
     /* The deadline no longer follows mDNS. */
     ok(tern_ice_mdns_deadline(peers[0].ice) == TERN_TIME_NEVER);
+    /* The same candidate again is a duplicate; after an ICE restart, the name is asked again
+     * (and now answered). */
+    char line[256];
+    snprintf(line, sizeof line, "candidate:1 1 udp 2113937151 %s 2000 typ host", zone[0].name);
+    tern_ice_candidate_t c;
+    eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    drain_all();
+    eq_int(mdns_queries_seen, 4);
+    eq_int(tern_ice_restart(peers[0].ice, now), 0);
+    eq_int(tern_ice_restart(peers[1].ice, now), 0);
+    drain_all();
+    give_credentials(0, 1);
+    give_credentials(1, 0);
+    mdns_silent = false;
+    eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
+    run_until(now + 3000000);
+    eq_int(mdns_queries_seen, 5);
+    eq_int(stats_of(0).mdns_resolved, 1);
+    eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
+    expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
+    ok(!peers[0].ice->pairs[peers[0].ice->selected].legacy);
 }
 
 static void test_mdns_only_names_unresolved(void)
