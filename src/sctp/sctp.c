@@ -611,6 +611,24 @@ static void set_closing_event(struct tern_sctp *s, tern_sctp_event_type_t type, 
                    (long long)s->now);
 }
 
+/* SCTP chunk type ABORT and the error cause "User-Initiated Abort" (RFC 4960 §3.3.7, §3.3.10.12). */
+#define CHUNK_ABORT 6
+#define CAUSE_USER_INITIATED_ABORT 12
+
+/*
+ * An association lost because the peer closed it on purpose: usrsctp appends the ABORT chunk to
+ * the notification, and a User-Initiated Abort cause is what a pc's close sends (ours, and
+ * browsers', which close with SO_LINGER 0). Other aborts (protocol violations) are failures.
+ */
+static bool closed_by_peer(const uint8_t *n, size_t len)
+{
+    size_t head = offsetof(struct sctp_assoc_change, sac_info);
+    if (len < head + 8)
+        return false;
+    const uint8_t *chunk = n + head;
+    return chunk[0] == CHUNK_ABORT && tern_load_u16(chunk + 4) == CAUSE_USER_INITIATED_ABORT;
+}
+
 static bool on_assoc_change(struct tern_sctp *s, const uint8_t *n, size_t len,
                             tern_sctp_event_t *out)
 {
@@ -631,7 +649,11 @@ static bool on_assoc_change(struct tern_sctp *s, const uint8_t *n, size_t len,
         s->outgoing_streams = ac.sac_outbound_streams;
         return false;
     case SCTP_COMM_LOST:
-        set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_CLOSED, "association lost or aborted");
+        if (closed_by_peer(n, len))
+            set_closing_event(s, TERN_SCTP_EV_CLOSED, TERN_OK, "closed by the peer");
+        else
+            set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_CLOSED,
+                              "association lost or aborted");
         return false;
     case SCTP_CANT_STR_ASSOC:
         set_closing_event(s, TERN_SCTP_EV_FAILED, TERN_ERR_IO, "association could not start");
@@ -1040,9 +1062,10 @@ int tern_sctp_abort(tern_sctp_t *s, tern_time_t now)
     struct sctp_sndinfo info;
     memset(&info, 0, sizeof info);
     info.snd_flags = SCTP_ABORT;
-    static const uint8_t no_reason; /* usrsctp refuses a NULL buffer even of length 0 */
-    if (usrsctp_sendv(s->sock, &no_reason, 0, NULL, 0, &info, sizeof info, SCTP_SENDV_SNDINFO,
-                      0) < 0)
+    /* The data becomes a User-Initiated Abort cause: the peer tells a close from a failure. */
+    static const char reason[] = "close";
+    if (usrsctp_sendv(s->sock, reason, sizeof reason - 1, NULL, 0, &info, sizeof info,
+                      SCTP_SENDV_SNDINFO, 0) < 0)
         TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u abort failed errno=%d", s->id, errno);
     s->state = TERN_SCTP_STATE_CLOSED;
     leave(s);
