@@ -1828,9 +1828,10 @@ static void test_mdns_no_answer(void)
     tern_ice_pair_view_t v;
     ok(tern_ice_selected_pair(peers[0].ice, &v));
     eq_int(v.remote->type, TERN_ICE_CAND_PRFLX);
-    /* Four queries (0, 0.25, 1, 2 s), then it gives up at 5 s without changing the state. */
+    /* Five queries (0, 0.1, 0.5, 1.5, 3 s), then it gives up at 5 s without changing the
+     * state. */
     run_until(now + 10000000);
-    eq_int(mdns_queries_seen, 4);
+    eq_int(mdns_queries_seen, 5);
     tern_ice_stats_t st = stats_of(0);
     eq_int(st.mdns_failed, 1);
     eq_int(st.mdns_resolved, 0);
@@ -1846,7 +1847,7 @@ static void test_mdns_no_answer(void)
     eq_int(tern_ice_candidate_parse(line, strlen(line), &c), 0);
     eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
     drain_all();
-    eq_int(mdns_queries_seen, 4);
+    eq_int(mdns_queries_seen, 5);
     eq_int(tern_ice_restart(peers[0].ice, now), 0);
     eq_int(tern_ice_restart(peers[1].ice, now), 0);
     drain_all();
@@ -1855,7 +1856,7 @@ static void test_mdns_no_answer(void)
     mdns_silent = false;
     eq_int(tern_ice_add_remote_candidate(peers[0].ice, now, &c), 0);
     run_until(now + 3000000);
-    eq_int(mdns_queries_seen, 5);
+    eq_int(mdns_queries_seen, 6);
     eq_int(stats_of(0).mdns_resolved, 1);
     eq_int(state_of(0), TERN_ICE_STATE_COMPLETED);
     expect_selected(0, "10.0.0.1:1000", "10.0.0.2:2000");
@@ -1877,11 +1878,11 @@ static void test_mdns_only_names_unresolved(void)
 static void test_mdns_late_answers(void)
 {
     const char *a[] = {"10.0.0.1:1000"}, *b[] = {"10.0.0.2:2000"};
-    /* Answered 3 s after the first query (after the last retry, before giving up). */
+    /* Answered 4 s after the first query (after the last retry, before giving up). */
     setup_mdns_pair(a, 1, b, 1, false);
-    mdns_delay_us = 3000000;
+    mdns_delay_us = 4000000;
     mdns_answer_limit = 1;
-    run_until(now + 2900000);
+    run_until(now + 3900000);
     eq_int(peers[0].ice->remote_count, 0);
     run_until(now + 3000000);
     eq_int(stats_of(0).mdns_resolved, 1);
@@ -2115,9 +2116,9 @@ static void test_mdns_bounds(void)
     }
     drain_all();
     eq_int(mdns_queries_seen, 4);
-    run_until(now + 5100000); /* the first four give up at 5 s, the last two start */
+    run_until(now + 5100000); /* the first four give up at 5 s; the last two start, retry */
     eq_int(stats_of(0).mdns_failed, 4);
-    eq_int(mdns_queries_seen, 4 * 4 + 2);
+    eq_int(mdns_queries_seen, 4 * 5 + 2 * 2);
     /* Sixteen candidates wait at most; the same one twice is a duplicate. */
     for (int i = 6; i < 16; i++) {
         snprintf(name, sizeof name, "n%d.local", i);
