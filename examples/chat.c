@@ -77,15 +77,60 @@ static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t le
     fflush(stdout);
 }
 
+static bool has_chat(const app_t *app, const tern_pc_t *pc)
+{
+    for (size_t i = 0; i < app->chat_count; i++)
+        if (tern_dc_pc(app->chats[i]) == pc)
+            return true;
+    return false;
+}
+
+static void open_chat(app_t *app, tern_pc_t *pc)
+{
+    tern_dc_t *dc;
+    if (tern_pc_create_data_channel(pc, tern_loop_now(app->loop), "chat", NULL, &dc) != 0)
+        fprintf(stderr, "tern-chat: no chat channel for %s\n",
+                tern_signaling_peer_id(app->sig, pc));
+}
+
 static void on_peer_connection(tern_signaling_t *s, void *user, const char *peer_id, tern_pc_t *pc,
                                bool offering)
 {
-    app_t *app = user;
     (void)s;
-    tern_dc_t *dc;
-    if (offering &&
-        tern_pc_create_data_channel(pc, tern_loop_now(app->loop), "chat", NULL, &dc) != 0)
-        fprintf(stderr, "tern-chat: no channel for %s\n", peer_id);
+    (void)peer_id;
+    if (offering)
+        open_chat(user, pc);
+}
+
+/* A peer that offered without a "chat" channel (tern-echo): open one ourselves, once the
+ * connection is up and its own channels had their chance to arrive. The peer is named by its
+ * id, not its pc: the pc may be gone when the timer fires. */
+typedef struct late_chat {
+    app_t *app;
+    char peer_id[128];
+} late_chat_t;
+
+static void open_late_chat(void *arg)
+{
+    late_chat_t *late = arg;
+    tern_pc_t *pc = tern_signaling_pc(late->app->sig, late->peer_id);
+    if (pc && !has_chat(late->app, pc))
+        open_chat(late->app, pc);
+    free(late);
+}
+
+static void on_connection_state(tern_pc_t *pc, void *user, tern_pc_state_t state)
+{
+    app_t *app = user;
+    const char *id = tern_signaling_peer_id(app->sig, pc);
+    late_chat_t *late = NULL;
+    if (state != TERN_PC_STATE_CONNECTED || !id || has_chat(app, pc) ||
+        !(late = calloc(1, sizeof *late)))
+        return;
+    late->app = app;
+    snprintf(late->peer_id, sizeof late->peer_id, "%s", id);
+    if (tern_loop_add_timer(app->loop, 500, open_late_chat, late, NULL) != 0)
+        free(late);
 }
 
 /* Closing the pcs with their channels (removed with them, so forget them first). */
@@ -240,7 +285,11 @@ int main(int argc, char **argv)
         .bind_address_count = bind_count,
     };
     tern_pc_callbacks_t pc_cbs = {
-        .on_open = on_open, .on_message = on_message, .on_close = on_close};
+        .on_connection_state = on_connection_state,
+        .on_open = on_open,
+        .on_message = on_message,
+        .on_close = on_close,
+    };
     tern_signaling_config_t cfg = {
         .url = url,
         .role = role,
