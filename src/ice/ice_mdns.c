@@ -385,10 +385,10 @@ bool tern_mdns_is_local_name(const char *name)
 #define MDNS_MAX_WAITING 16 /* remote candidates waiting for their name */
 /*
  * When each query is sent, from the first one: a quick retry, then growing intervals (RFC 6762
- * §5.2). The quick retry is for Firefox, which can hand a candidate to the page before its mDNS
- * service knows the name (seen in tests/browser: the first query of a fresh Firefox went
- * unanswered); Chromium sends at most one answer per name and second, which the later queries
- * leave room for.
+ * §5.2). The quick retry is for Firefox: in tests/browser it left the first query for a new
+ * name unanswered and answered the one 100 ms later (it registers names with its mDNS thread
+ * asynchronously). Chromium sends at most one answer per name and second, which the later
+ * queries leave room for.
  */
 static const tern_time_t query_offsets_us[] = {0, 100000, 500000, 1500000, 3000000};
 #define MDNS_GIVE_UP_US 5000000 /* no answer by then: the name is unresolved */
