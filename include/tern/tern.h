@@ -494,7 +494,14 @@ TERN_EXPORT int tern_pc_handle_input(tern_pc_t *pc, tern_time_t now, const tern_
 /** Run timers whose deadline has passed (calling early does nothing). @return 0. */
 TERN_EXPORT int tern_pc_handle_timeout(tern_pc_t *pc, tern_time_t now);
 
-/** Take the next datagram to send. @return false when there is nothing to send. */
+/**
+ * Take the next datagram to send. A transmit to 224.0.0.251:5353 is an mDNS query for a peer's
+ * ".local" candidate (RFC 6762): browsers answer only by multicast, so a driver keeps a UDP
+ * socket bound to 224.0.0.251:5353 (SO_REUSEADDR, SO_REUSEPORT) joined to that group on the
+ * interface of the transmit's `local` address, and hands what it receives to
+ * tern_pc_handle_input with `local` set to 224.0.0.251:5353. tern_loop does this by itself.
+ * @return false when there is nothing to send.
+ */
 TERN_EXPORT bool tern_pc_poll_transmit(tern_pc_t *pc, tern_transmit_t *out);
 
 /** Event types (W3C event handlers, one for one). */
