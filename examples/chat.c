@@ -27,16 +27,25 @@ typedef struct app {
     char line[MAX_LINE];
     size_t line_len;
     bool input_done;
+    char late_ids[MAX_CHANNELS][128]; /* peers to give a "chat" channel soon */
+    size_t late_count;
     int exit_code;
 } app_t;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tern-chat --signal ws://HOST:PORT/ws/ROOM [--offer|--answer]\n"
-               "                 [--ice-server URL]... [--bind ADDR]... [--loopback]\n"
-               "                 [--insecure] [--ca FILE]\n"
+    fprintf(f, "usage: tern-chat --signal ws://HOST:PORT/ws/ROOM [options]\n"
                "Lines on stdin go to every peer of the room (channel \"chat\"); lines from\n"
-               "them are printed as 'PEER: text'. Options as tern-echo's (tern-echo --help).\n");
+               "them are printed as 'PEER: text'. End of input or Ctrl-C leaves the room.\n"
+               "  --signal URL       the room (ws:// or wss://)\n"
+               "  --offer            always offer (default: offer to newcomers, answer others)\n"
+               "  --answer           never offer\n"
+               "  --ice-server URL   a STUN server, stun:HOST[:PORT] (repeatable; replaces the\n"
+               "                     room's servers; TURN with credentials: see tern-echo)\n"
+               "  --bind ADDR        bind ICE sockets only to this local address (repeatable)\n"
+               "  --loopback         gather loopback candidates too\n"
+               "  --insecure         wss: do not verify the server's certificate\n"
+               "  --ca FILE          wss: trust the certificates in this PEM file\n");
 }
 
 static const char *peer_of(app_t *app, tern_dc_t *dc)
@@ -103,34 +112,28 @@ static void on_peer_connection(tern_signaling_t *s, void *user, const char *peer
 }
 
 /* A peer that offered without a "chat" channel (tern-echo): open one ourselves, once the
- * connection is up and its own channels had their chance to arrive. The peer is named by its
- * id, not its pc: the pc may be gone when the timer fires. */
-typedef struct late_chat {
-    app_t *app;
-    char peer_id[128];
-} late_chat_t;
-
+ * connection is up and its own channels had their chance to arrive. Peers wait by id, not pc
+ * (the pc may be gone when the timer fires), in order: every wait is as long. */
 static void open_late_chat(void *arg)
 {
-    late_chat_t *late = arg;
-    tern_pc_t *pc = tern_signaling_pc(late->app->sig, late->peer_id);
-    if (pc && !has_chat(late->app, pc))
-        open_chat(late->app, pc);
-    free(late);
+    app_t *app = arg;
+    if (app->late_count == 0)
+        return;
+    tern_pc_t *pc = tern_signaling_pc(app->sig, app->late_ids[0]);
+    if (pc && !has_chat(app, pc))
+        open_chat(app, pc);
+    memmove(app->late_ids[0], app->late_ids[1], --app->late_count * sizeof app->late_ids[0]);
 }
 
 static void on_connection_state(tern_pc_t *pc, void *user, tern_pc_state_t state)
 {
     app_t *app = user;
     const char *id = tern_signaling_peer_id(app->sig, pc);
-    late_chat_t *late = NULL;
     if (state != TERN_PC_STATE_CONNECTED || !id || has_chat(app, pc) ||
-        !(late = calloc(1, sizeof *late)))
+        app->late_count == MAX_CHANNELS ||
+        tern_loop_add_timer(app->loop, 500, open_late_chat, app, NULL) != 0)
         return;
-    late->app = app;
-    snprintf(late->peer_id, sizeof late->peer_id, "%s", id);
-    if (tern_loop_add_timer(app->loop, 500, open_late_chat, late, NULL) != 0)
-        free(late);
+    snprintf(app->late_ids[app->late_count++], sizeof app->late_ids[0], "%s", id);
 }
 
 /* Closing the pcs with their channels (removed with them, so forget them first). */

@@ -15,7 +15,8 @@
  * offers to the peers listed in `welcome` and to every newcomer; ROLE_ANSWER never offers.
  * When two offers cross (a ROLE_OFFER client meeting a ROLE_AUTO peer that offers to it), the
  * side that is not ROLE_OFFER gives way: it drops its own offer (implicit rollback) and
- * answers; between two ROLE_OFFER clients, the one with the smaller id gives way.
+ * answers. Two ROLE_OFFER clients both insist (the protocol does not carry roles), so they
+ * never connect to each other: do not put two of them in one room.
  *
  * Every callback runs on the loop thread. No callback runs inside a call of this API.
  *

@@ -29,9 +29,17 @@ static const char *get_str(json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* Ids are the server's, but still input: printable ASCII only, so that they are safe in log
+ * lines and in what the examples print. */
 static bool id_ok(const char *id)
 {
-    return id && id[0] && strlen(id) <= TERN_SIG_MAX_ID;
+    if (!id || !id[0])
+        return false;
+    size_t n = 0;
+    for (; id[n]; n++)
+        if ((unsigned char)id[n] <= 0x20 || (unsigned char)id[n] >= 0x7f || n >= TERN_SIG_MAX_ID)
+            return false;
+    return true;
 }
 
 /* ---- peers ---- */
@@ -445,20 +453,18 @@ static void handle_gone(tern_signaling_t *s, const char *id, const char *why)
 
 /* ---- peer messages ---- */
 
-/* Perfect negotiation's politeness: who gives way when offers cross. */
-static bool is_polite(const tern_signaling_t *s, const char *peer_id)
+/* Perfect negotiation's politeness: who gives way when offers cross. Only a client told to
+ * offer insists; the protocol does not tell us the other side's role, so two of those in one
+ * room never settle (signaling.h). */
+static bool is_polite(const tern_signaling_t *s)
 {
-    if (s->role != TERN_SIGNALING_ROLE_OFFER)
-        return true;
-    (void)peer_id;
-    return false;
+    return s->role != TERN_SIGNALING_ROLE_OFFER;
 }
 
 static void handle_offer(tern_signaling_t *s, const char *from, const char *sdp)
 {
     tern_sig_peer_t *p = peer_find(s, from);
-    if (p && tern_pc_signaling_state(p->pc) == TERN_SIGNALING_HAVE_LOCAL_OFFER &&
-        !is_polite(s, from)) {
+    if (p && tern_pc_signaling_state(p->pc) == TERN_SIGNALING_HAVE_LOCAL_OFFER && !is_polite(s)) {
         TERN_LOG_DEBUG(s->ctx, MODULE, "signal %u offers crossed with %s: ours stands", s->id,
                        from);
         return;

@@ -6,7 +6,8 @@
  * opens, messages and custom messages flow, hang-up and bye free the peer), forced roles and
  * crossing offers, a third peer making a second pc on each side, a peer that vanishes (leave),
  * URL and connection failures (bad scheme, refused port, HTTP 400, a silent server, a host
- * name), freeing a client from its own callback, wss:// with a certificate made here; and
+ * name), freeing a client from its own callback, welcome's iceServers given to the pcs (and
+ * the application's own winning), wss:// with a certificate made here; and
  * tern-echo as a child process with a library client on the other side (text, binary and
  * empty messages come back unchanged; SIGTERM exits 0).
  *
@@ -154,11 +155,13 @@ typedef struct server {
     uint16_t port;
 } server_t;
 
-static bool server_start(server_t *s, const char *cert, const char *key)
+static bool server_start_with(server_t *s, const char *cert, const char *key, char *const *extra)
 {
 #ifdef TERN_SIGNAL_PATH
-    char *argv[16] = {TERN_SIGNAL_PATH, "--listen", "127.0.0.1:0", "--no-stun", "--log", "warn"};
+    char *argv[24] = {TERN_SIGNAL_PATH, "--listen", "127.0.0.1:0", "--no-stun", "--log", "warn"};
     int n = 6;
+    for (; extra && *extra && n < 16; extra++)
+        argv[n++] = *extra;
     if (cert) {
         argv[n++] = "--tls-cert";
         argv[n++] = (char *)cert;
@@ -189,8 +192,14 @@ static bool server_start(server_t *s, const char *cert, const char *key)
     (void)s;
     (void)cert;
     (void)key;
+    (void)extra;
     return false;
 #endif
+}
+
+static bool server_start(server_t *s, const char *cert, const char *key)
+{
+    return server_start_with(s, cert, key, NULL);
 }
 
 static void server_stop(server_t *s)
@@ -228,6 +237,8 @@ typedef struct client {
     int msg_count;
     char custom_type[32], custom_from[64], custom_json[256];
     int errors_seen;
+    size_t ice_count; /* the ICE servers of the last pc made */
+    char ice_first[64], ice_user[32];
 } client_t;
 
 static void on_connected(tern_signaling_t *s, void *user, const char *self_id, const char *room)
@@ -256,6 +267,15 @@ static void on_peer_connection(tern_signaling_t *s, void *user, const char *peer
     client_t *c = user;
     ok(tern_signaling_pc(s, peer_id) == pc);
     eq_str(tern_signaling_peer_id(s, pc), peer_id);
+    const tern_pc_config_t *cfg = tern_pc_config(pc);
+    c->ice_count = cfg->ice_server_count;
+    if (cfg->ice_server_count) {
+        snprintf(c->ice_first, sizeof c->ice_first, "%s", cfg->ice_servers[0].url);
+        snprintf(c->ice_user, sizeof c->ice_user, "%s",
+                 cfg->ice_server_count > 1 && cfg->ice_servers[1].username
+                     ? cfg->ice_servers[1].username
+                     : "");
+    }
     if (offering)
         c->offering_pcs++;
     else
@@ -779,6 +799,49 @@ static void test_echo(server_t *srv)
 #endif
 }
 
+static void test_ice_servers(void)
+{
+    /* welcome's iceServers (W3C RTCIceServer shape) become the pcs' ICE servers. */
+    char *extra[] = {"--ice-server", "stun:127.0.0.1:3478", "--ice-server",
+                     "turn:alice:s3cret@127.0.0.1:3479?transport=udp", NULL};
+    server_t srv;
+    if (!server_start_with(&srv, NULL, NULL, extra)) {
+        ok(!"tern-signal with ICE servers started");
+        return;
+    }
+    client_t a = {.name = "a", .make_channel = true}, b = {.name = "b", .make_channel = true};
+    ok(connect_pair(&a, &b, &srv, "ice", TERN_SIGNALING_ROLE_AUTO, TERN_SIGNALING_ROLE_AUTO));
+    eq_int(a.ice_count, 2);
+    eq_str(a.ice_first, "stun:127.0.0.1:3478");
+    eq_str(a.ice_user, "alice");
+    eq_int(b.ice_count, 2);
+    client_free(&a);
+    client_free(&b);
+
+    /* The application's own servers win. */
+    static const tern_ice_server_t mine[] = {{.url = "stun:127.0.0.1:9"}};
+    tern_pc_config_t own = pc_cfg;
+    own.ice_servers = mine;
+    own.ice_server_count = 1;
+    client_t c = {.name = "c", .make_channel = true}, d = {.name = "d"};
+    char url[160];
+    snprintf(url, sizeof url, "%s/ws/ice2", srv.base);
+    tern_signaling_config_t cfg = {
+        .url = url, .pc_config = &own, .pc_callbacks = &pc_cbs, .pc_user = &c};
+    eq_int(tern_signaling_new(loop, &cfg, &sig_cbs, &c, &c.sig), 0);
+    ok(run_until(is_connected, &c));
+    eq_int(client_join(&d, &srv, "ice2", TERN_SIGNALING_ROLE_AUTO), 0);
+    ok(run_until(is_connected, &d));
+    pair_t p = {&c, &d};
+    ok(run_until(both_open, &p));
+    eq_int(c.ice_count, 1);
+    eq_str(c.ice_first, "stun:127.0.0.1:9");
+    eq_int(d.ice_count, 2);
+    client_free(&c);
+    client_free(&d);
+    server_stop(&srv);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* wss:// with a self-signed certificate for "localhost" and 127.0.0.1                       */
 /* ------------------------------------------------------------------------------------------ */
@@ -891,6 +954,7 @@ int main(void)
     subtest_call("failures", test_failures(&srv));
     subtest_call("tern-echo", test_echo(&srv));
     server_stop(&srv);
+    subtest_call("welcome's ICE servers", test_ice_servers());
     subtest_call("wss", test_wss());
     tern_loop_free(loop);
     tern_ctx_free(ctx);
