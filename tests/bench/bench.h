@@ -108,6 +108,8 @@ struct bench_node {
     void (*on_conn_open)(bench_conn_t *c);
     void *app;
 
+    bool is_child; /* the answering process of a two-process benchmark */
+
     /* signaling to the other process; -1 within one process */
     int sig_fd;
     tern_fd_watch_t *sig_watch;

@@ -41,8 +41,7 @@ void bench_fail(bench_node_t *n, const char *fmt, ...)
         vsnprintf(n->why, sizeof n->why, fmt, ap);
         va_end(ap);
         n->failed = true;
-        bench_note("FAILED (%s side): %s", n->sig_fd >= 0 && !n->offer_role ? "answerer" : "main",
-                   n->why);
+        bench_note("FAILED (%s process): %s", n->is_child ? "answering" : "main", n->why);
     }
     tern_loop_stop(n->loop);
 }
@@ -841,6 +840,7 @@ pid_t bench_spawn_peer(const bench_opts_t *opts, const bench_role_t *answer_role
         bench_node_t *n = bench_node_new(opts, sv[1]);
         if (!n)
             exit(1);
+        n->is_child = true;
         n->answer_role = answer_role;
         n->on_control = on_control;
         /* Until "quit"; the parent kills what outlives it. */
