@@ -17,8 +17,9 @@
 
 /* Connections being set up at once. */
 #define IN_FLIGHT 16
-/* Seconds to rest before reading RSS, so that setup's transient buffers are gone. */
-#define SETTLE_SECONDS 1.0
+/* Seconds to rest before reading RSS, so that setup's transient buffers are gone (--quick: a
+ * smoke run, whose figures mean nothing anyway, rests less). */
+#define SETTLE_SECONDS(opts) ((opts)->quick ? 0.2 : 1.0)
 
 typedef struct mem_state {
     bench_node_t *node;
@@ -83,7 +84,7 @@ static int warm_up(mem_state_t *st)
     st->started = 0;
     for (int i = 0; i < 100 && n->conn_count > 0 && !n->failed; i++)
         bench_node_run_for(n, 0.02);
-    return bench_node_run_for(n, SETTLE_SECONDS);
+    return bench_node_run_for(n, SETTLE_SECONDS(n->opts));
 }
 
 static int take_stats(mem_state_t *st, bench_stat_t *self, bench_stat_t *peer)
@@ -116,7 +117,8 @@ static int measure_point(mem_state_t *st, const char *name, int pcs, const bench
         return -1;
     bench_note("%s: %d connections open in %.2f s", name, pairs,
                (double)(bench_clock_ns() - t0) / 1e9);
-    if (bench_node_run_for(st->node, SETTLE_SECONDS) != 0 || take_stats(st, &self, &peer) != 0)
+    if (bench_node_run_for(st->node, SETTLE_SECONDS(st->node->opts)) != 0 ||
+        take_stats(st, &self, &peer) != 0)
         return -1;
     int here = st->two_proc ? pairs : 2 * pairs;
     report_memory(name, here, base, &self, "");
