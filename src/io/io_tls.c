@@ -110,7 +110,8 @@ static void take_error(char *error, size_t cap, const char *what)
         if (e) {
             char reason[160];
             ERR_error_string_n(e, reason, sizeof reason);
-            snprintf(error, cap, "%s: %s", what, reason);
+            int n = snprintf(error, cap, "%s: %s", what, reason);
+            (void)n; /* a log line may be cut short: that is fine */
         } else {
             snprintf(error, cap, "%s", what);
         }
