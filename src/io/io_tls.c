@@ -102,18 +102,27 @@ static BIO *new_socket_bio(int fd)
 
 /* ---- configurations ---- */
 
+/* Append src to the NUL-terminated dst, cutting it to fit cap (a log line may be cut short). */
+static void append_cut(char *dst, size_t cap, const char *src)
+{
+    size_t len = strlen(dst);
+    while (*src && len + 1 < cap)
+        dst[len++] = *src++;
+    dst[len] = '\0';
+}
+
 /* Put OpenSSL's first queued error (or `what`) into error, for a one-line log. */
 static void take_error(char *error, size_t cap, const char *what)
 {
     unsigned long e = ERR_get_error();
     if (error && cap) {
+        error[0] = '\0';
+        append_cut(error, cap, what);
         if (e) {
             char reason[160];
             ERR_error_string_n(e, reason, sizeof reason);
-            int n = snprintf(error, cap, "%s: %s", what, reason);
-            (void)n; /* a log line may be cut short: that is fine */
-        } else {
-            snprintf(error, cap, "%s", what);
+            append_cut(error, cap, ": ");
+            append_cut(error, cap, reason);
         }
     }
     ERR_clear_error();
