@@ -16,6 +16,7 @@
 //   --signal PATH     tern-signal
 //   --echo PATH       tern-echo
 //   --peer PATH       browser_peer
+//   --web DIR         the demo page's folder (examples/web), served by tern-signal
 //   --browsers LIST   chromium,firefox (default both)
 //   --roles LIST      browser-offers,native-offers (default both)
 //   --only REGEX      run only the cases whose "browser role case" matches
@@ -25,6 +26,7 @@
 //   --list            print the cases and exit
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -83,7 +85,13 @@ const CASES = [
     // Browsers with mDNS host names on, launched apart on a veth address (see mdnsPhase);
     // tern must resolve the names (ice_mdns.c), not only answer the browser's checks.
     { name: 'mdns', native: 'peer', mdns: true },
+    // The demo page (examples/web, served by tern-signal) with tern-echo: chat, file transfer.
+    { name: 'demo-chat-file', native: 'echo', demo: true },
 ];
+
+// Size of the demo case's file: several 16 KiB chunks, a short last one, and more than the
+// page's 1 MiB high-water mark, so that its flow control works too.
+const DEMO_FILE_SIZE = 2 * 1024 * 1024 + 12345;
 
 // The mDNS phase's non-loopback address: a veth pair inside the namespace, documentation range.
 const MDNS_ADDR = '198.51.100.1';
@@ -272,11 +280,10 @@ class Run {
         const exe = this.opts.signal;
         if (!exe || !fs.existsSync(exe))
             throw new Error(`tern-signal not found (${exe ?? 'no --signal given'})`);
-        // A .mjs stand-in runs under node (for developing the harness without tern-signal).
-        const [cmd, args] = exe.endsWith('.mjs')
-                                ? [process.execPath, [exe, String(PORTS.signal)]]
-                                : [exe, ['--listen', `${HOST}:${PORTS.signal}`, '--no-stun']];
-        this.signal = new Proc('tern-signal', cmd, args, this.logPath('tern-signal.log'));
+        const args = ['--listen', `${HOST}:${PORTS.signal}`, '--no-stun'];
+        if (this.opts.web)
+            args.push('--root', this.opts.web);
+        this.signal = new Proc('tern-signal', exe, args, this.logPath('tern-signal.log'));
         await Promise.race([
             waitForPort(PORTS.signal, 10000),
             this.signal.exited.then((s) => {
@@ -329,13 +336,17 @@ class Run {
         let error = null, detail = '';
         try {
             native = await this.startNative(c.native, role, room, `${base}.native.log`);
-            await browser.navigate(this.pageUrl);
-            const params = { signal: this.signalUrl, room, role: ROLES[role], timeout: 60000 };
-            const res = JSON.parse(await browser.evaluate(
-                `T.run(${JSON.stringify(c.name)}, ${JSON.stringify(params)})`, 90000));
-            if (!res.ok)
-                throw new Error(res.error);
-            detail = res.detail;
+            if (c.demo) {
+                detail = await this.demoCase(browser, role, room);
+            } else {
+                await browser.navigate(this.pageUrl);
+                const params = { signal: this.signalUrl, room, role: ROLES[role], timeout: 60000 };
+                const res = JSON.parse(await browser.evaluate(
+                    `T.run(${JSON.stringify(c.name)}, ${JSON.stringify(params)})`, 90000));
+                if (!res.ok)
+                    throw new Error(res.error);
+                detail = res.detail;
+            }
             if (c.after)
                 await c.after(native);
             if (native.status && badExit(native.status, false))
@@ -358,6 +369,31 @@ class Run {
         browser.log?.write(`==== ${line}\n`);
         if (!error && native && !this.opts.keep)
             fs.rmSync(this.logPath(`${base}.native.log`), { force: true });
+    }
+
+    // The demo page as a person uses it: open it on the room, chat, choose a file.
+    async demoCase(browser, role, room) {
+        const steps = fs.readFileSync(path.join(here, 'pages', 'demo.js'), 'utf8');
+        const url = `http://${HOST}:${PORTS.signal}/?room=${room}&role=${ROLES[role]}&ice=0`;
+        await browser.navigate(url);
+        const step = async (name, p, ms) => {
+            const r = JSON.parse(await browser.evaluate(`(${steps}).${name}(${JSON.stringify(p)})`,
+                                                        ms));
+            if (!r.ok)
+                throw new Error(`${name}: ${r.error}`);
+            return r.detail;
+        };
+        const chat = await step('chat', { browser: browser.name, room }, 40000);
+        const data = crypto.randomBytes(DEMO_FILE_SIZE);
+        const name = `tern-demo-${browser.name}-${role}.bin`;
+        const file = path.join(this.tmp, name);
+        fs.writeFileSync(file, data);
+        const sha256 = crypto.createHash('sha256').update(data).digest('hex');
+        await browser.setFile('#file-input', file);
+        const files = await step('files', { name, size: data.length, sha256, timeout: 60000 },
+                                 90000);
+        fs.rmSync(file, { force: true });
+        return `${chat}; ${files}`;
     }
 
     selected(browser, role, name) {
@@ -497,7 +533,9 @@ class Run {
         for (const kind of ['echo', 'peer'])
             if (!o[kind])
                 console.log(`# no --${kind}: its cases are not part of this run`);
-        const cases = CASES.filter((c) => o[c.native]);
+        if (!o.web)
+            console.log('# no --web: the demo page case is not part of this run');
+        const cases = CASES.filter((c) => o[c.native] && (!c.demo || o.web));
         for (const b of browsers)
             for (const role of o.roles)
                 for (const c of cases)

@@ -249,6 +249,15 @@ class Chromium extends Browser {
         return r.result.value;
     }
 
+    // Choose a file in an <input type=file>, as the user's file picker would.
+    async setFile(selector, file) {
+        const { root } = await this.page('DOM.getDocument', { depth: 0 });
+        const { nodeId } = await this.page('DOM.querySelector', { nodeId: root.nodeId, selector });
+        if (!nodeId)
+            throw new Error(`no element ${selector}`);
+        await this.page('DOM.setFileInputFiles', { nodeId, files: [file] });
+    }
+
     quit() {
         return this.rpc.call('Browser.close');
     }
@@ -362,6 +371,18 @@ class Firefox extends Browser {
         if (r.type === 'exception')
             throw new Error(r.exceptionDetails.text);
         return r.result.value;
+    }
+
+    async setFile(selector, file) {
+        const r = await this.rpc.call('script.evaluate', {
+            expression: `document.querySelector(${JSON.stringify(selector)})`,
+            target: { context: this.context }, awaitPromise: false, resultOwnership: 'root',
+        });
+        if (r.type !== 'success' || r.result.type !== 'node')
+            throw new Error(`no element ${selector}`);
+        await this.rpc.call('input.setFiles', {
+            context: this.context, element: { sharedId: r.result.sharedId }, files: [file],
+        });
     }
 
     async quit() {
