@@ -291,8 +291,14 @@
     openChat(peer);
     peer.makingOffer = true;
     try {
-      await peer.pc.setLocalDescription(await peer.pc.createOffer());
-      send({ type: 'offer', to: id, sdp: peer.pc.localDescription.sdp });
+      // The implicit form (no description): if the peer's offer comes in meanwhile, the
+      // browser's operation chain still makes the right kind of description.
+      await peer.pc.setLocalDescription();
+      const d = peer.pc.localDescription;
+      if (!peer.dropped && d && d.type === 'offer') {
+        send({ type: 'offer', to: id, sdp: d.sdp });
+        note('peer', `${id}: offer sent`);
+      }
     } finally {
       peer.makingOffer = false;
     }
@@ -304,12 +310,23 @@
     const collision = peer && (peer.makingOffer || peer.pc.signalingState !== 'stable');
     if (peer) peer.ignoreOffer = !peer.polite && collision;
     if (peer && peer.ignoreOffer) return note('peer', `${from}: offers crossed, ours stands`);
+    if (collision) {
+      // Polite: theirs goes first. Not by a rollback of our offer: Chromium then never trickles
+      // the candidates of its answer (seen here: the native side got none, ICE never started).
+      // Our pc has not connected to anything yet, so a fresh one costs nothing.
+      note('peer', `${from}: offers crossed, theirs goes first`);
+      dropPeer(peer);
+      peer = null;
+    }
     if (!peer) peer = makePeer(from, false);
-    // Polite and in have-local-offer: an implicit rollback (W3C setRemoteDescription).
     await peer.pc.setRemoteDescription({ type: 'offer', sdp });
     await addPending(peer);
-    await peer.pc.setLocalDescription(await peer.pc.createAnswer());
-    send({ type: 'answer', to: from, sdp: peer.pc.localDescription.sdp });
+    await peer.pc.setLocalDescription();
+    const d = peer.pc.localDescription;
+    if (d && d.type === 'answer') {
+      send({ type: 'answer', to: from, sdp: d.sdp });
+      note('peer', `${from}: answer sent`);
+    }
   }
 
   async function onAnswer(peer, sdp) {
@@ -337,6 +354,16 @@
     for (const init of list) {
       try { await peer.pc.addIceCandidate(init); } catch (err) { /* stale or of a rolled-back offer */ }
     }
+  }
+
+  // Forget a pc and its channels (no bye: the peer keeps its own side).
+  function dropPeer(peer) {
+    st.peers.delete(peer.id);
+    peer.dropped = true;
+    clearInterval(peer.statsTimer);
+    clearTimeout(peer.chatTimer);
+    for (const [handle, ch] of st.channels) if (ch.peerObj === peer) st.channels.delete(handle);
+    peer.pc.close();
   }
 
   function closePeer(id) {
@@ -382,8 +409,8 @@
 
   function adoptChannel(peer, dc, local) {
     dc.binaryType = 'arraybuffer';
-    const ch = { handle: st.nextHandle++, peer: peer.id, dc, local, queue: [], received: 0,
-                 incoming: null, outgoing: null };
+    const ch = { handle: st.nextHandle++, peer: peer.id, peerObj: peer, dc, local, queue: [],
+                 received: 0, incoming: null, outgoing: null };
     st.channels.set(ch.handle, ch);
     if (dc.label === 'chat' && !peer.chat) peer.chat = ch;
     dc.onopen = () => {
