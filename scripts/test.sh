@@ -4,6 +4,8 @@
 # The browser suite (ctest label browser: headless Chromium and Firefox ESR against the native
 # peers, about a minute) runs in the gcc and the sanitizer passes, so that tern's side of every
 # browser case is also checked by ASan and UBSan; it needs root (network namespaces).
+# The NAT lab (ctest label netlab: network namespaces, nftables NATs, coturn, about 2 minutes)
+# runs the same way, as root; tests/netlab/netlab.py --full is the whole matrix.
 # Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit, or -LE browser]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
