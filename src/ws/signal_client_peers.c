@@ -402,7 +402,8 @@ static void handle_welcome(tern_signaling_t *s, json_t *msg)
     s->room = tern_strdup(s->ctx, room && strlen(room) <= TERN_SIG_MAX_ID ? room : "");
     if (!s->self_id || !s->room) {
         tern_free(s->ctx, s->self_id);
-        s->self_id = NULL;
+        tern_free(s->ctx, s->room);
+        s->self_id = s->room = NULL;
         return;
     }
     take_ice_servers(s, json_object_get(msg, "iceServers"));
@@ -543,9 +544,12 @@ static void handle_from_server(tern_signaling_t *s, json_t *msg, const char *typ
         return;
     }
     const char *id = get_str(msg, "id");
-    if (strcmp(type, "join") == 0 && id_ok(id)) {
+    bool join = strcmp(type, "join") == 0, leave = strcmp(type, "leave") == 0;
+    if ((join || leave) && !id_ok(id)) {
+        TERN_LOG_DEBUG(s->ctx, MODULE, "signal %u %s without a good id dropped", s->id, type);
+    } else if (join) {
         handle_join(s, id);
-    } else if (strcmp(type, "leave") == 0 && id_ok(id)) {
+    } else if (leave) {
         handle_gone(s, id, "left");
     } else if (strcmp(type, "error") == 0) {
         TERN_LOG_WARN(s->ctx, MODULE, "signal %u server error %s: %s", s->id,

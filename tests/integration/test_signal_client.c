@@ -7,7 +7,9 @@
  * crossing offers, a third peer making a second pc on each side, a peer that vanishes (leave),
  * URL and connection failures (bad scheme, refused port, HTTP 400, a silent server, a host
  * name), freeing a client from its own callback, welcome's iceServers given to the pcs (and
- * the application's own winning), wss:// with a certificate made here; and
+ * the application's own winning), a hostile server (garbage of every kind is dropped, an
+ * offer that is not SDP ends in bye, a close code and reason reach on_closed), wss:// with a
+ * certificate made here; and
  * tern-echo as a child process with a library client on the other side (text, binary and
  * empty messages come back unchanged; SIGTERM exits 0).
  *
@@ -17,6 +19,7 @@
 #include "check.h"
 #include "tern/signaling.h"
 #include "tern/tern.h"
+#include "ws/ws.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -844,6 +847,195 @@ static void test_ice_servers(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* A hostile server: a WebSocket server written here that sends what tern-signal never would  */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct fake {
+    int listen_fd, fd;
+    uint16_t port;
+    tern_ws_t *ws;
+    bool open, ended;
+    char last[512]; /* the last text message from the client */
+    int received;
+} fake_t;
+
+static bool fake_start(fake_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sin;
+    if (f->listen_fd < 0 || bind(f->listen_fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+        listen(f->listen_fd, 4) != 0 || getsockname(f->listen_fd, (struct sockaddr *)&sin, &sl))
+        return false;
+    f->port = ntohs(sin.sin_port);
+    return true;
+}
+
+static void fake_flush(fake_t *f)
+{
+    const uint8_t *data;
+    size_t len;
+    while (f->ws && f->fd >= 0 && tern_ws_poll_output(f->ws, &data, &len)) {
+        ssize_t n = write(f->fd, data, len);
+        if (n <= 0)
+            break;
+        tern_ws_consume_output(f->ws, (size_t)n);
+    }
+}
+
+/* Accept, read, answer: one step, called between loop iterations. */
+static void fake_poll(fake_t *f)
+{
+    if (f->fd < 0) {
+        f->fd = accept4(f->listen_fd, NULL, NULL, SOCK_NONBLOCK);
+        if (f->fd < 0)
+            return;
+        tern_ws_config_t cfg = {.role = TERN_WS_ROLE_SERVER};
+        if (tern_ws_new(ctx, &cfg, tern_loop_now(loop), &f->ws) != 0)
+            return;
+    }
+    uint8_t buf[4096];
+    ssize_t n = read(f->fd, buf, sizeof buf);
+    if (n > 0)
+        tern_ws_handle_input(f->ws, tern_loop_now(loop), buf, (size_t)n);
+    else if (n == 0)
+        tern_ws_handle_eof(f->ws, tern_loop_now(loop));
+    tern_ws_event_t ev;
+    while (tern_ws_poll_event(f->ws, &ev)) {
+        if (ev.type == TERN_WS_EV_REQUEST)
+            tern_ws_accept(f->ws, tern_loop_now(loop), NULL);
+        else if (ev.type == TERN_WS_EV_OPEN)
+            f->open = true;
+        else if (ev.type == TERN_WS_EV_CLOSE)
+            f->ended = true;
+        else if (ev.type == TERN_WS_EV_MESSAGE && ev.u.message.is_text) {
+            size_t len =
+                ev.u.message.len < sizeof f->last - 1 ? ev.u.message.len : sizeof f->last - 1;
+            memcpy(f->last, ev.u.message.data, len);
+            f->last[len] = '\0';
+            f->received++;
+        }
+    }
+    fake_flush(f);
+}
+
+static void fake_send(fake_t *f, const char *text)
+{
+    tern_ws_send_text(f->ws, tern_loop_now(loop), text, strlen(text));
+    fake_flush(f);
+}
+
+static void fake_stop(fake_t *f)
+{
+    tern_ws_free(f->ws);
+    if (f->fd >= 0)
+        close(f->fd);
+    close(f->listen_fd);
+}
+
+typedef struct fake_wait {
+    fake_t *f;
+    client_t *c;
+    int what; /* 0: open, 1: client connected, 2: a message, 3: closed, 4: custom */
+} fake_wait_t;
+
+static bool fake_cond(void *arg)
+{
+    fake_wait_t *w = arg;
+    fake_poll(w->f);
+    switch (w->what) {
+    case 0:
+        return w->f->open;
+    case 1:
+        return w->c->connected;
+    case 2:
+        return w->f->received > 0;
+    case 3:
+        return w->c->closed;
+    default:
+        return w->c->custom_type[0] != '\0';
+    }
+}
+
+static void test_hostile_server(void)
+{
+    fake_t f;
+    client_t c = {.name = "c"};
+    ok(fake_start(&f));
+    char url[96];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws/h", (unsigned)f.port);
+    eq_int(client_join_cfg(&c, url, TERN_SIGNALING_ROLE_ANSWER, 0, NULL, false), 0);
+    fake_wait_t w = {&f, &c, 0};
+    ok(run_until(fake_cond, &w));
+
+    /* Messages before welcome are dropped; then a welcome with bad entries mixed in. */
+    fake_send(&f, "{\"type\":\"join\",\"id\":\"early\"}");
+    fake_send(&f, "{\"type\":\"welcome\",\"id\":\"me\",\"room\":\"h\",\"peers\":[\"p1\",5,"
+                  "\"bad id\",\"\",null],\"iceServers\":[{\"urls\":[\"stun:x:1\",\"http://no\",3]},"
+                  "{\"urls\":5},7,{\"url\":\"turn:y:2\",\"username\":\"u\",\"credential\":9}]}");
+    w.what = 1;
+    ok(run_until(fake_cond, &w));
+    eq_int(c.joined_seen, 1);
+    eq_str(c.self_id, "me");
+
+    /* Garbage of every kind: nothing breaks, nothing is made. */
+    static const char *const junk[] = {
+        "not json",
+        "[]",
+        "{}",
+        "{\"type\":5}",
+        "{\"type\":\"join\"}",
+        "{\"type\":\"join\",\"id\":\"\\u0001x\"}",
+        "{\"type\":\"leave\",\"id\":7}",
+        "{\"type\":\"welcome\",\"id\":\"again\",\"peers\":[]}",
+        "{\"type\":\"offer\",\"from\":\"p1\"}",
+        "{\"type\":\"offer\",\"from\":\"p1\",\"sdp\":7}",
+        "{\"type\":\"answer\",\"from\":\"p2\",\"sdp\":\"v=0\"}",
+        "{\"type\":\"candidate\",\"from\":\"p2\",\"candidate\":\"candidate:x\"}",
+        "{\"type\":\"candidate\",\"from\":\"p1\",\"candidate\":5}",
+        "{\"type\":\"bye\",\"from\":\"nobody\"}",
+        "{\"type\":\"custom\",\"from\":7}",
+        "{\"type\":\"offer\",\"from\":\"me\",\"sdp\":\"v=0\"}",
+        "{\"type\":\"a\",\"type\":\"b\"}",
+    };
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        fake_send(&f, junk[i]);
+    static char deep[40001];
+    memset(deep, '[', 20000);
+    memset(deep + 20000, ']', 20000);
+    fake_send(&f, deep);
+    tern_ws_send_binary(f.ws, tern_loop_now(loop), "\x01\x02", 2);
+    fake_flush(&f);
+    /* An offer that is not SDP: a pc is made, refused, and we say bye to its sender. */
+    fake_send(&f, "{\"type\":\"offer\",\"from\":\"p1\",\"sdp\":\"garbage\"}");
+    w.what = 2;
+    ok(run_until(fake_cond, &w));
+    ok(strstr(f.last, "\"bye\"") && strstr(f.last, "\"to\":\"p1\""));
+    eq_int(c.answering_pcs, 1);
+    eq_int(c.peers_left_with_pc, 1);
+    eq_int(tern_signaling_peer_count(c.sig), 0);
+    /* Still alive: a custom message gets through. */
+    fake_send(&f, "{\"type\":\"ping-app\",\"from\":\"p1\",\"x\":[1,2]}");
+    w.what = 4;
+    ok(run_until(fake_cond, &w));
+    eq_str(c.custom_type, "ping-app");
+    eq_str(c.custom_from, "p1");
+    ok(!c.closed);
+
+    /* The server ends it with room-full (1008): on_closed has its code and reason. */
+    tern_ws_close(f.ws, tern_loop_now(loop), 1008, "room-full");
+    fake_flush(&f);
+    w.what = 3;
+    ok(run_until(fake_cond, &w));
+    eq_int(c.closed_code, 1008);
+    eq_str(c.closed_reason, "room-full");
+    client_free(&c);
+    fake_stop(&f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* wss:// with a self-signed certificate for "localhost" and 127.0.0.1                       */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -956,6 +1148,7 @@ int main(void)
     subtest_call("tern-echo", test_echo(&srv));
     server_stop(&srv);
     subtest_call("welcome's ICE servers", test_ice_servers());
+    subtest_call("a hostile server", test_hostile_server());
     subtest_call("wss", test_wss());
     tern_loop_free(loop);
     tern_ctx_free(ctx);
