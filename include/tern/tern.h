@@ -314,11 +314,18 @@ TERN_EXPORT int tern_sdp_type_parse(const char *name, tern_sdp_type_t *out);
 /* Peer connection                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
-/** An ICE server as the W3C RTCIceServer has it: one URL. */
+/**
+ * An ICE server as the W3C RTCIceServer has it, with one URL (RFC 7064, RFC 7065):
+ * "stun:host[:port]", "turn:host[:port][?transport=udp|tcp]", "turns:host[:port]"; a host is a
+ * name, an IPv4 address or a bracketed IPv6 literal; ports default to 3478 (5349 for turns:).
+ * A "turn:" URL without a transport tries UDP, and TCP too if UDP has not answered within
+ * 300 ms. "stuns:" is accepted and ignored. Names are resolved by the driver
+ * (tern_pc_set_ice_server_addr).
+ */
 typedef struct tern_ice_server {
-    const char *url; /**< "stun:host:port", "turn:host:port?transport=udp", ... */
-    const char *username;
-    const char *credential;
+    const char *url;
+    const char *username;   /**< required for turn: and turns: */
+    const char *credential; /**< the long-term password; required for turn: and turns: */
 } tern_ice_server_t;
 
 /** Peer connection configuration. All zero means defaults. Copied by tern_pc_new. */
@@ -351,12 +358,24 @@ typedef struct tern_pc_config {
     uint32_t ice_failed_timeout_ms;
     /** Ta, the pacing of connectivity checks (RFC 8445 §14.2); 0: 20 ms. */
     uint32_t ice_pacing_ms;
+    /**
+     * W3C iceTransportPolicy "relay": gather and use relay (TURN) candidates only, so that no
+     * local address is ever revealed to the peer or used directly.
+     */
+    bool ice_transport_policy_relay;
+    /**
+     * For drivers: a PEM file of the certificates trusted for "turns:" servers (a private CA,
+     * or a test's self-signed certificate); NULL: the system's. Copied.
+     */
+    const char *turn_tls_ca_file;
 } tern_pc_config_t;
 
 /**
  * Create a peer connection (W3C new RTCPeerConnection).
  * @param cfg  may be NULL; copied, with everything it points to.
- * @return 0; TERN_ERR_INVALID_ARG for a bad ICE server URL; TERN_ERR_NOMEM.
+ * @return 0; TERN_ERR_INVALID_ARG for a bad ICE server URL (tern_pc_last_error says which) or a
+ *         turn: or turns: server without username or credential (W3C InvalidAccessError);
+ *         TERN_ERR_NOMEM.
  */
 TERN_EXPORT int tern_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg, tern_time_t now,
                             tern_pc_t **out);
@@ -433,6 +452,74 @@ TERN_EXPORT int tern_pc_add_local_socket(tern_pc_t *pc, tern_time_t now, const t
  * @return 0; TERN_ERR_INVALID_STATE if closed.
  */
 TERN_EXPORT int tern_pc_local_sockets_done(tern_pc_t *pc, tern_time_t now);
+
+/**
+ * For drivers: the host name of ICE server `index` (in the order of tern_pc_config_t's
+ * ice_servers) that must be resolved, and the port to resolve it with. Servers given as IP
+ * addresses, and "stuns:" ones, need nothing.
+ * @param host  receives a string owned by the pc.
+ * @return true if the driver must resolve it and call tern_pc_set_ice_server_addr; false
+ *         otherwise (also for an index out of range or a server already resolved).
+ */
+TERN_EXPORT bool tern_pc_ice_server_to_resolve(const tern_pc_t *pc, size_t index, const char **host,
+                                               uint16_t *port);
+
+/**
+ * Hand in the addresses a driver resolved for ICE server `index` (tern_loop does this from a
+ * resolver thread). The pc uses the first IPv4 and the first IPv6 address, with the URL's port,
+ * for STUN or TURN; gathering completes only once every named server was handed in, so call it
+ * with count 0 when the name does not resolve.
+ * @param addrs  borrowed for the call.
+ * @return 0; TERN_ERR_INVALID_ARG for an index out of range or NULL addrs with count > 0;
+ *         TERN_ERR_INVALID_STATE if that server needs no resolution or was handed in already.
+ */
+TERN_EXPORT int tern_pc_set_ice_server_addr(tern_pc_t *pc, tern_time_t now, size_t index,
+                                            const tern_addr_t *addrs, size_t count);
+
+/**
+ * A TCP connection the pc asks its driver to open or close: TURN over TCP or TLS (RFC 8656
+ * §3.1, "turns:"). The pc exchanges bytes over it with tern_pc_poll_stream_transmit and
+ * tern_pc_handle_stream_input; the driver reports how it goes with tern_pc_handle_stream_event.
+ * tern_loop does all this by itself.
+ */
+typedef struct tern_stream_request {
+    uint32_t id;             /**< the pc's name for the connection; never 0 */
+    bool close;              /**< true: close connection `id` (after writing what it was given) */
+    tern_addr_t remote;      /**< open: where to connect */
+    bool tls;                /**< open: TLS on the connection (the server's certificate checked) */
+    const char *server_name; /**< open, TLS: SNI and the name to check; NULL: none. Borrowed */
+} tern_stream_request_t;
+
+/**
+ * Take the next connection request. Part of the drain rule: poll after tern_pc_poll_transmit.
+ * @return false when there is none.
+ */
+TERN_EXPORT bool tern_pc_poll_stream_request(tern_pc_t *pc, tern_stream_request_t *out);
+
+/**
+ * Take every byte waiting to be written on one connection, in order after those taken before.
+ * Poll after tern_pc_poll_transmit (which moves data into the streams) until false.
+ * @param data  receives a pointer valid until the next call on the pc: copy the bytes.
+ * @return false when no connection has bytes waiting.
+ */
+TERN_EXPORT bool tern_pc_poll_stream_transmit(tern_pc_t *pc, uint32_t *id, const uint8_t **data,
+                                              size_t *len);
+
+/**
+ * Tell the pc a connection came up (connected true, with TLS: after the handshake; local may be
+ * NULL) or is gone (connected false: it failed, was reset or closed; do not close it again).
+ * @return 0; TERN_ERR_NOT_FOUND for an id the pc does not know (any more).
+ */
+TERN_EXPORT int tern_pc_handle_stream_event(tern_pc_t *pc, tern_time_t now, uint32_t id,
+                                            bool connected, const tern_addr_t *local);
+
+/**
+ * Feed bytes read from a connection (any amount, up to 64 KiB a call). Malformed framing
+ * makes the pc close the connection (a close request follows).
+ * @return 0; TERN_ERR_NOT_FOUND for an unknown id; TERN_ERR_INVALID_ARG for NULL data.
+ */
+TERN_EXPORT int tern_pc_handle_stream_input(tern_pc_t *pc, tern_time_t now, uint32_t id,
+                                            const uint8_t *data, size_t len);
 
 /** Start an ICE restart (W3C restartIce): the next offer carries new credentials. @return 0. */
 TERN_EXPORT int tern_pc_restart_ice(tern_pc_t *pc, tern_time_t now);

@@ -7,6 +7,7 @@
  * iceConnectionState machine, and the sans-IO verbs. The check list itself lives in ice_check.c.
  */
 #include "ice/ice_agent.h"
+#include "ice/ice_turn.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -245,7 +246,7 @@ void tern_ice_update_state(tern_ice_t *ice)
 
 void tern_ice_check_gathering_done(tern_ice_t *ice)
 {
-    if (!ice->local_done || ice->gathering_announced)
+    if (!ice->local_done || ice->gathering_announced || tern_ice_turn_gathering(ice))
         return;
     for (size_t i = 0; i < ice->txn_alloc; i++)
         if (ice->txns[i].kind == TXN_SRFLX && ice->txns[i].retransmitting)
@@ -272,7 +273,8 @@ static void assign_foundation(tern_ice_t *ice, ice_local_t *l)
     for (size_t i = 0; i < ice->local_count; i++) {
         const ice_local_t *o = &ice->locals[i];
         if (o != l && o->c.type == l->c.type && same_ip(&o->base, &l->base) &&
-            (l->c.type != TERN_ICE_CAND_SRFLX || o->server == l->server)) {
+            ((l->c.type != TERN_ICE_CAND_SRFLX && l->c.type != TERN_ICE_CAND_RELAY) ||
+             o->server == l->server)) {
             memcpy(l->c.foundation, o->c.foundation, sizeof l->c.foundation);
             return;
         }
@@ -338,6 +340,32 @@ int tern_ice_add_srflx(tern_ice_t *ice, uint16_t base, uint16_t server, const te
     ICE_DEBUG(ice, "srflx candidate %s", tern_addr_log(ice->ctx, mapped, a));
     announce_local(ice, index);
     return TERN_OK;
+}
+
+int tern_ice_add_relay(tern_ice_t *ice, uint16_t server, const tern_addr_t *relayed,
+                       const tern_addr_t *mapped, uint16_t local_pref)
+{
+    if (tern_ice_find_local_by_addr(ice, relayed) >= 0 ||
+        signaled_count(ice) >= ice->cfg.max_local_candidates)
+        return -1;
+    uint16_t index = (uint16_t)ice->local_count;
+    ice_local_t *l = new_local(ice, TERN_ICE_CAND_RELAY, index, relayed);
+    if (!l)
+        return -1;
+    l->base = *relayed;
+    l->server = server;
+    l->local_pref = local_pref;
+    l->c.priority = tern_ice_priority(TERN_ICE_CAND_RELAY, local_pref, 1);
+    /* RFC 8839 §5.1: raddr/rport of a relay candidate is the mapped address. */
+    if (mapped && mapped->family != TERN_AF_UNSPEC)
+        l->c.related = *mapped;
+    assign_foundation(ice, l);
+    ice->local_count++;
+    char a[TERN_ADDR_STRLEN];
+    ICE_DEBUG(ice, "relay candidate %s", tern_addr_log(ice->ctx, relayed, a));
+    announce_local(ice, index);
+    tern_ice_pair_local(ice, index);
+    return index;
 }
 
 int tern_ice_add_prflx_local(tern_ice_t *ice, uint16_t base, const tern_addr_t *mapped,
@@ -460,6 +488,7 @@ void tern_ice_free(tern_ice_t *ice)
     tern_free(ctx, ice->triggered);
     tern_free(ctx, ice->events);
     tern_ice_mdns_free(ice);
+    tern_ice_turn_free(ice);
     /* The struct holds the passwords (CONVENTIONS.md §5: secrets are zeroed when freed). */
     tern_free_secret(ctx, ice, sizeof *ice);
 }
@@ -510,6 +539,8 @@ static bool usable_address(const tern_addr_t *a)
 
 static void start_srflx_for_local(tern_ice_t *ice, uint16_t local)
 {
+    if (ice->cfg.relay_only)
+        return;
     for (size_t s = 0; s < ice->server_count; s++)
         if (ice->servers[s].family == ice->locals[local].base.family)
             tern_ice_start_srflx(ice, local, (uint16_t)s);
@@ -540,8 +571,11 @@ int tern_ice_add_local_address(tern_ice_t *ice, tern_time_t now, const tern_addr
     ice->host_count++;
     char a[TERN_ADDR_STRLEN];
     ICE_DEBUG(ice, "host candidate %s", tern_addr_log(ice->ctx, addr, a));
-    announce_local(ice, index);
-    tern_ice_pair_local(ice, index);
+    /* Relay only: the address is a TURN allocation's socket, never a candidate of its own. */
+    if (!ice->cfg.relay_only) {
+        announce_local(ice, index);
+        tern_ice_pair_local(ice, index);
+    }
     start_srflx_for_local(ice, index);
     tern_ice_service(ice);
     return TERN_OK;
@@ -561,6 +595,8 @@ int tern_ice_add_stun_server(tern_ice_t *ice, tern_time_t now, const tern_addr_t
         return TERN_ERR_TOO_LARGE;
     uint16_t s = (uint16_t)ice->server_count++;
     ice->servers[s] = *server;
+    if (ice->cfg.relay_only)
+        return TERN_OK; /* kept, never asked: no server-reflexive candidate is wanted */
     if (ice->gathering == TERN_ICE_GATHERING_NEW)
         ice->gathering = TERN_ICE_GATHERING_GATHERING;
     for (size_t i = 0; i < ice->local_count; i++)
@@ -753,6 +789,7 @@ int tern_ice_close(tern_ice_t *ice, tern_time_t now)
     for (size_t i = 0; i < ice->txn_alloc; i++)
         ice->txns[i].kind = TXN_FREE;
     tern_txq_clear(&ice->txq);
+    tern_ice_turn_close(ice); /* deallocations, queued after the clear */
     ice->closed = true;
     tern_ice_update_state(ice);
     return TERN_OK;
@@ -791,7 +828,12 @@ int tern_ice_handle_timeout(tern_ice_t *ice, tern_time_t now)
 
 bool tern_ice_poll_transmit(tern_ice_t *ice, tern_transmit_t *out)
 {
-    return tern_txq_pop(&ice->txq, out);
+    while (tern_txq_pop(&ice->txq, out)) {
+        /* A transmit from a relay candidate leaves wrapped for its TURN server. */
+        if (!ice->turn || tern_ice_turn_wrap(ice, out) != TERN_ICE_WRAP_CONSUMED)
+            return true;
+    }
+    return false;
 }
 
 tern_time_t tern_ice_next_deadline(const tern_ice_t *ice)
@@ -799,6 +841,7 @@ tern_time_t tern_ice_next_deadline(const tern_ice_t *ice)
     if (ice->closed)
         return TERN_TIME_NEVER;
     tern_time_t d = tern_ice_checks_deadline(ice);
+    d = TERN_MIN(d, TERN_MAX(tern_ice_turn_deadline(ice), ice->now));
     return TERN_MIN(d, TERN_MAX(tern_ice_mdns_deadline(ice), ice->now));
 }
 
@@ -848,6 +891,8 @@ bool tern_ice_accepts(const tern_ice_t *ice, const tern_datagram_t *in)
         return false;
     if (tern_ice_mdns_claims(in))
         return tern_ice_mdns_accepts(ice, in);
+    if (tern_ice_turn_accepts(ice, in))
+        return true;
     tern_stun_msg_t m;
     if (tern_stun_is_message(in->data, in->len)) {
         if (tern_stun_parse(in->data, in->len, &m) != TERN_OK)

@@ -18,8 +18,10 @@
  * 224.0.0.251:5353 once the agent sends there) while other host names are accepted and ignored
  * (resolve them and add the candidate again with `addr` set); ICE-lite is not implemented (the
  * agent is always full, and it works with a lite peer if made controlling); aggressive nomination
- * is not sent (RFC 8445 removed it) but a USE-CANDIDATE on any check is honoured; relay candidates
- * (TURN) come with the TURN client, later.
+ * is not sent (RFC 8445 removed it) but a USE-CANDIDATE on any check is honoured. Relay candidates
+ * come from the TURN client of ice_turn.h (tern_ice_add_turn_server): transmits from a relay
+ * candidate leave tern_ice_poll_transmit already wrapped for the TURN server, and what peers send
+ * through a relay is unwrapped by tern_ice_turn_handle_input / tern_ice_poll_relayed.
  */
 #ifndef TERN_ICE_ICE_H
 #define TERN_ICE_ICE_H
@@ -142,6 +144,12 @@ typedef struct tern_ice_config {
     uint16_t max_mdns_lookups;
     /** true: ".local" candidates are ignored, no mDNS query is ever sent. */
     bool disable_mdns;
+    /**
+     * Use relay candidates only (W3C iceTransportPolicy "relay"): host addresses serve only as
+     * the sockets of TURN allocations and are neither announced nor paired, and no
+     * server-reflexive candidate is gathered.
+     */
+    bool relay_only;
 } tern_ice_config_t;
 
 /** Event types (RFC 8445 / W3C vocabulary). */
@@ -163,11 +171,11 @@ typedef enum {
  * next call on it.
  */
 typedef struct tern_ice_pair_view {
-    const tern_ice_candidate_t *local;  /**< the local candidate (host, srflx or prflx) */
+    const tern_ice_candidate_t *local;  /**< the local candidate (host, srflx, prflx or relay) */
     const tern_ice_candidate_t *remote; /**< the remote candidate */
-    tern_addr_t local_socket;           /**< the socket to send from (the local base) */
-    tern_addr_t remote_addr;            /**< where to send to */
-    uint32_t rtt_us;                    /**< last measured round-trip time; 0 if unknown */
+    tern_addr_t local_socket; /**< the local base: a socket's address, or a relayed address */
+    tern_addr_t remote_addr;  /**< where to send to */
+    uint32_t rtt_us;          /**< last measured round-trip time; 0 if unknown */
     bool nominated;
 } tern_ice_pair_view_t;
 

@@ -25,6 +25,11 @@
 #define ICE_SRFLX_MAX_SENDS 3      /* a STUN server gets ~3 s (0, 0.5, 1.5 s; done at 3.1 s) */
 #define ICE_TXN_LINGER_US 10000000 /* answers to cancelled transactions count this long */
 
+/* A relay pair that succeeded first waits this long for a direct one that may still work (a
+ * first check lost to a filtering NAT costs one RTO, 500 ms): a relay must not win merely
+ * because its path answered first. */
+#define ICE_RELAY_NOMINATION_US 1500000
+
 /* Defaults of the bounds. */
 #define ICE_DEFAULT_MAX_REMOTE 100
 #define ICE_DEFAULT_MAX_PAIRS 100 /* RFC 8445 §6.1.2.5 */
@@ -172,6 +177,9 @@ struct tern_ice {
      * with the first ".local" candidate */
     ice_mdns_t *mdns;
 
+    /* TURN allocations (ice_turn.c); allocated with the first TURN server */
+    struct ice_turn *turn;
+
     /* stats */
     tern_ice_stats_t stats;
 };
@@ -212,6 +220,25 @@ int tern_ice_add_prflx_local(tern_ice_t *ice, uint16_t base, const tern_addr_t *
 /* Add a remote candidate that has an address (no service run); tern_ice_add_remote_candidate's
  * return values. */
 int tern_ice_add_remote(tern_ice_t *ice, const tern_ice_candidate_t *c);
+
+/* Add a relay candidate (its base is itself, RFC 8445 §5.1.1.2), announce and pair it: its
+ * index, or -1 past the bounds. */
+int tern_ice_add_relay(tern_ice_t *ice, uint16_t server, const tern_addr_t *relayed,
+                       const tern_addr_t *mapped, uint16_t local_pref);
+
+/* ice_turn.c */
+#define TERN_ICE_WRAP_PASS 0     /* not from a relay candidate: send as it is */
+#define TERN_ICE_WRAP_SENT 1     /* rewritten in place into a datagram to the TURN server */
+#define TERN_ICE_WRAP_CONSUMED 2 /* went into a stream, or dropped (counted) */
+int tern_ice_turn_wrap(tern_ice_t *ice, tern_transmit_t *t);
+void tern_ice_turn_service(tern_ice_t *ice);
+tern_time_t tern_ice_turn_deadline(const tern_ice_t *ice);
+bool tern_ice_turn_gathering(const tern_ice_t *ice);
+void tern_ice_turn_permit(tern_ice_t *ice, uint16_t local, const tern_addr_t *peer);
+bool tern_ice_turn_accepts(const tern_ice_t *ice, const tern_datagram_t *in);
+bool tern_ice_turn_is_relay(const tern_ice_t *ice, const tern_addr_t *local);
+void tern_ice_turn_close(tern_ice_t *ice);
+void tern_ice_turn_free(tern_ice_t *ice);
 
 /* ice_check.c */
 void tern_ice_pair_local(tern_ice_t *ice, uint16_t local);

@@ -135,6 +135,9 @@ static int add_pair(tern_ice_t *ice, uint16_t local, uint16_t remote)
     p->priority = priority;
     p->txn = -1;
     p->state = initial_state(ice, p);
+    /* RFC 8656 §9: a relay reaches a peer only once the peer's IP has a permission. */
+    if (ice->locals[local].c.type == TERN_ICE_CAND_RELAY)
+        tern_ice_turn_permit(ice, local, &ice->remotes[remote].c.addr);
     return index;
 }
 
@@ -146,13 +149,20 @@ void tern_ice_pair_local(tern_ice_t *ice, uint16_t local)
             add_pair(ice, local, (uint16_t)r);
 }
 
+static bool pairs_from(const tern_ice_t *ice, const ice_local_t *loc)
+{
+    return loc->c.type == TERN_ICE_CAND_RELAY ||
+           (loc->c.type == TERN_ICE_CAND_HOST && !ice->cfg.relay_only);
+}
+
 void tern_ice_pair_remote(tern_ice_t *ice, uint16_t remote)
 {
     const tern_addr_t *addr = &ice->remotes[remote].c.addr;
     for (size_t l = 0; l < ice->local_count; l++) {
         const ice_local_t *loc = &ice->locals[l];
-        /* RFC 8445 §6.1.2.4: srflx candidates are replaced by their base, so hosts only. */
-        if (loc->c.type == TERN_ICE_CAND_HOST && compatible(&loc->base, addr))
+        /* RFC 8445 §6.1.2.4: srflx candidates are replaced by their base, so hosts (unless
+         * relay only) and relays, whose base is themselves. */
+        if (pairs_from(ice, loc) && compatible(&loc->base, addr))
             add_pair(ice, (uint16_t)l, remote);
     }
 }
@@ -549,6 +559,22 @@ static bool better_pair_pending(const tern_ice_t *ice, uint64_t priority)
     return false;
 }
 
+static bool pair_is_relayed(const tern_ice_t *ice, int index)
+{
+    const ice_pair_t *p = &ice->pairs[index];
+    return ice->locals[p->local].c.type == TERN_ICE_CAND_RELAY ||
+           ice->remotes[p->remote].c.type == TERN_ICE_CAND_RELAY;
+}
+
+/* How long after the first success a lesser pair waits for a better one: longer for a relay. */
+static tern_time_t nomination_grace(const tern_ice_t *ice, int best)
+{
+    tern_time_t grace = (tern_time_t)ice->cfg.nomination_delay_us;
+    if (best >= 0 && pair_is_relayed(ice, best))
+        grace = TERN_MAX(grace, (tern_time_t)ICE_RELAY_NOMINATION_US);
+    return grace;
+}
+
 /*
  * Controlling agent (RFC 8445 §8.1.1): nominate the best valid pair as soon as no better pair
  * can still succeed, or once the grace time after the first success has passed.
@@ -564,7 +590,7 @@ static void consider_nomination(tern_ice_t *ice)
     int best = best_succeeded(ice);
     if (best == NO_PAIR)
         return;
-    bool grace_over = ice->now >= ice->first_success_at + (tern_time_t)ice->cfg.nomination_delay_us;
+    bool grace_over = ice->now >= ice->first_success_at + nomination_grace(ice, best);
     if (better_pair_pending(ice, ice->pairs[best].priority) && !grace_over)
         return;
     ice->nominating = best;
@@ -679,6 +705,7 @@ void tern_ice_service(tern_ice_t *ice)
             send_check(ice, index);
     }
     run_consent(ice);
+    tern_ice_turn_service(ice);
     tern_ice_mdns_service(ice);
     tern_ice_update_state(ice);
 }
@@ -724,8 +751,8 @@ tern_time_t tern_ice_checks_deadline(const tern_ice_t *ice)
         d = earliest(d, ice->pairs[ice->selected].next_consent);
     if (ice->controlling && ice->first_success_at > 0 && !has_nominated(ice) &&
         ice->nominating < 0 && !ice->failed)
-        d = earliest(
-            d, future(ice, ice->first_success_at + (tern_time_t)ice->cfg.nomination_delay_us));
+        d = earliest(d, future(ice, ice->first_success_at +
+                                        nomination_grace(ice, best_succeeded((tern_ice_t *)ice))));
     return TERN_MAX(d, ice->now);
 }
 
@@ -834,8 +861,7 @@ static bool resolve_role(tern_ice_t *ice, const tern_stun_msg_t *m)
 static int find_base(const tern_ice_t *ice, const tern_addr_t *local)
 {
     for (size_t i = 0; i < ice->local_count; i++)
-        if (ice->locals[i].c.type == TERN_ICE_CAND_HOST &&
-            tern_addr_equal(&ice->locals[i].base, local))
+        if (pairs_from(ice, &ice->locals[i]) && tern_addr_equal(&ice->locals[i].base, local))
             return (int)i;
     return -1;
 }

@@ -48,6 +48,8 @@ struct tern_io_pc {
     tern_io_sock_t *socks;
     size_t sock_count;
     tern_io_heap_node_t timer;
+    /* ICE server names and TURN connections (io_turn.c); NULL if none */
+    struct tern_io_turn *turn;
     bool removed;  /* tern_loop_remove_pc was called; never touch pc again */
     bool draining; /* inside drain_pc: a nested drain of the same pc is a no-op */
     bool dirty;    /* on the loop's dirty list */

@@ -10,6 +10,7 @@
  */
 #include "io/io_loop.h"
 #include "io/io_mdns.h"
+#include "io/io_turn.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -233,6 +234,7 @@ static void drain_pc(tern_loop_t *loop, tern_io_pc_t *e)
         tern_transmit_t t;
         while (tern_pc_poll_transmit(e->pc, &t))
             queue_transmit(loop, e, &t);
+        tern_io_turn_drain(loop, e); /* TURN over TCP and TLS */
         tern_event_t ev;
         if (tern_pc_poll_event(e->pc, &ev)) {
             dispatch(e, &ev);
@@ -524,6 +526,8 @@ int tern_loop_add_pc(tern_loop_t *loop, tern_pc_t *pc, const tern_pc_callbacks_t
         return rc;
     }
     link_entry(loop, e);
+    if (tern_io_turn_attach(loop, e) != TERN_OK)
+        TERN_LOG_WARN(loop->ctx, "io", "driver %u cannot resolve its ICE servers", e->id);
     TERN_LOG_DEBUG(loop->ctx, "io", "driver %u drives a pc on loop %u with %zu sockets", e->id,
                    loop->id, e->sock_count);
     /* Drained by the next iteration, not here: callbacks never run inside tern_loop_add_pc. */
@@ -552,10 +556,13 @@ static void remove_entry(tern_loop_t *loop, tern_io_pc_t *e, bool touch_pc)
     tern_io_heap_unreserve(&loop->heap);
     unlink_dirty(loop, e);
     unlink_entry(loop, e);
-    if (touch_pc)
+    if (touch_pc) {
         send_queued(loop, e);
-    else if (loop->tx.count > 0 && loop->tx.sock->owner == e)
+        tern_io_turn_drain(loop, e); /* the deallocations of TURN over TCP and TLS */
+    } else if (loop->tx.count > 0 && loop->tx.sock->owner == e) {
         tern_io_pc_flush(loop);
+    }
+    tern_io_turn_detach(loop, e);
     for (size_t i = 0; i < e->sock_count; i++)
         close_sock(loop, &e->socks[i]);
     TERN_LOG_DEBUG(loop->ctx, "io", "driver %u removed", e->id);

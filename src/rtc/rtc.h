@@ -19,6 +19,7 @@
 #include "dc/dc.h"
 #include "dtls/dtls.h"
 #include "ice/ice.h"
+#include "ice/ice_turn.h"
 #include "sctp/sctp.h"
 #include "sdp/sdp.h"
 #include "util/util.h"
@@ -47,6 +48,8 @@ struct tern_pc {
     tern_pc_config_t cfg;
     tern_ice_server_t *ice_servers; /* copies of cfg's, with their strings */
     char **bind_addresses;          /* copies of cfg's */
+    struct rtc_server *servers;     /* the ICE server URLs parsed (rtc_servers.c) */
+    char *turn_tls_ca_file;         /* copy of cfg's */
     void *user;
 
     /* children */
@@ -60,8 +63,8 @@ struct tern_pc {
     char *local_sdp;  /* current local description, as text */
     char *remote_sdp; /* current remote description, as text */
     tern_sdp_t *remote;
-    bool offered_once;        /* we made an offer that was answered, or answered one */
-    bool negotiated;          /* a data section is agreed: transport may start */
+    bool offered_once;           /* we made an offer that was answered, or answered one */
+    bool negotiated;             /* a data section is agreed: transport may start */
     char mid[TERN_SDP_MID_SIZE]; /* our data section's mid */
     int mline_index;
     uint64_t session_id, session_version;
@@ -134,6 +137,18 @@ void tern_rtc_pump(tern_pc_t *pc, tern_time_t now);
 int tern_rtc_set_dtls_role(tern_pc_t *pc, tern_time_t now, tern_dtls_role_t role);
 /* Hand the remote fingerprint to DTLS if both exist. */
 void tern_rtc_apply_remote_fingerprint(tern_pc_t *pc, tern_time_t now);
+
+/* Hand the datagrams peers sent through TURN relays (unwrapped by ICE) to the layers. */
+void tern_rtc_deliver_relayed(tern_pc_t *pc, tern_time_t now);
+
+/* rtc_servers.c: ICE servers from the configuration to the agent. */
+/* Check one configured server (URL, credentials for TURN); sets the last error. */
+int tern_rtc_check_server(tern_pc_t *pc, const tern_ice_server_t *s);
+/* Copy what drivers read of the configuration (turn_tls_ca_file). */
+int tern_rtc_copy_server_config(tern_pc_t *pc, const tern_pc_config_t *cfg);
+/* Once ICE exists: servers given as IP addresses go to the agent, named ones wait. */
+int tern_rtc_start_servers(tern_pc_t *pc, tern_time_t now);
+void tern_rtc_free_servers(tern_pc_t *pc);
 
 /* rtc_jsep.c */
 /* A new local candidate from ICE: keep it for descriptions, announce it if allowed. */

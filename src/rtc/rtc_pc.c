@@ -27,19 +27,6 @@ void tern_rtc_set_error(tern_pc_t *pc, const char *fmt, ...)
     TERN_LOG_DEBUG(pc->ctx, "pc", "pc %u error: %s", pc->id, pc->last_error);
 }
 
-static bool ice_server_url_valid(const char *url)
-{
-    static const char *const schemes[] = {"stun:", "stuns:", "turn:", "turns:"};
-    if (!url)
-        return false;
-    for (size_t i = 0; i < TERN_ARRAY_LEN(schemes); i++) {
-        size_t n = strlen(schemes[i]);
-        if (strncmp(url, schemes[i], n) == 0)
-            return url[n] != '\0' && url[n] != ':' && url[n] != '?';
-    }
-    return false;
-}
-
 static int copy_ice_servers(tern_pc_t *pc, const tern_pc_config_t *cfg)
 {
     if (cfg->ice_server_count == 0)
@@ -47,11 +34,9 @@ static int copy_ice_servers(tern_pc_t *pc, const tern_pc_config_t *cfg)
     if (!cfg->ice_servers || cfg->ice_server_count > 32)
         return TERN_ERR_INVALID_ARG;
     for (size_t i = 0; i < cfg->ice_server_count; i++) {
-        if (!ice_server_url_valid(cfg->ice_servers[i].url)) {
-            tern_rtc_set_error(pc, "bad ICE server URL: %s",
-                               cfg->ice_servers[i].url ? cfg->ice_servers[i].url : "(null)");
-            return TERN_ERR_INVALID_ARG;
-        }
+        int err = tern_rtc_check_server(pc, &cfg->ice_servers[i]);
+        if (err)
+            return err;
     }
     pc->ice_servers = tern_calloc(pc->ctx, cfg->ice_server_count, sizeof *pc->ice_servers);
     if (!pc->ice_servers)
@@ -135,6 +120,7 @@ static int create_children(tern_pc_t *pc, tern_time_t now)
         .disconnected_timeout_us = pc->cfg.ice_disconnected_timeout_ms * 1000u,
         .failed_timeout_us = pc->cfg.ice_failed_timeout_ms * 1000u,
         .max_remote_candidates = pc->cfg.max_remote_candidates,
+        .relay_only = pc->cfg.ice_transport_policy_relay,
     };
     int err = tern_ice_new(pc->ctx, &ice_cfg, now, &pc->ice);
     if (err)
@@ -166,6 +152,7 @@ int tern_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg, tern_time_t now, t
     pc->cfg.ice_server_count = 0;
     pc->cfg.bind_addresses = NULL;
     pc->cfg.bind_address_count = 0;
+    pc->cfg.turn_tls_ca_file = NULL;
     pc->now = now;
     pc->timeout_reason = "none";
     apply_config_defaults(&pc->cfg);
@@ -174,7 +161,11 @@ int tern_pc_new(tern_ctx_t *ctx, const tern_pc_config_t *cfg, tern_time_t now, t
     if (!err)
         err = copy_bind_addresses(pc, cfg);
     if (!err)
+        err = tern_rtc_copy_server_config(pc, cfg);
+    if (!err)
         err = create_children(pc, now);
+    if (!err)
+        err = tern_rtc_start_servers(pc, now);
     if (err) {
         tern_pc_free(pc);
         return err;
@@ -209,6 +200,7 @@ void tern_pc_free(tern_pc_t *pc)
     tern_free(ctx, pc->local_candidates);
     free_early_datagrams(pc);
     tern_rtc_events_dispose(pc);
+    tern_rtc_free_servers(pc);
     free_ice_servers(pc);
     free_bind_addresses(pc);
     tern_free(ctx, pc);
@@ -227,8 +219,8 @@ static tern_pc_state_t derive_state(const tern_pc_t *pc)
         return TERN_PC_STATE_CLOSED; /* the peer sent close_notify: it closed the connection */
     if (pc->ice_state == TERN_ICE_STATE_DISCONNECTED)
         return TERN_PC_STATE_DISCONNECTED;
-    bool ice_up = pc->ice_state == TERN_ICE_STATE_CONNECTED ||
-                  pc->ice_state == TERN_ICE_STATE_COMPLETED;
+    bool ice_up =
+        pc->ice_state == TERN_ICE_STATE_CONNECTED || pc->ice_state == TERN_ICE_STATE_COMPLETED;
     if (ice_up && dtls == TERN_DTLS_STATE_CONNECTED)
         return TERN_PC_STATE_CONNECTED;
     if (pc->ice_state == TERN_ICE_STATE_NEW && dtls == TERN_DTLS_STATE_NEW)
@@ -241,8 +233,8 @@ void tern_rtc_update_state(tern_pc_t *pc)
     tern_pc_state_t state = derive_state(pc);
     if (state == pc->state)
         return;
-    TERN_LOG_INFO(pc->ctx, "pc", "pc %u connection %s -> %s", pc->id,
-                  tern_pc_state_name(pc->state), tern_pc_state_name(state));
+    TERN_LOG_INFO(pc->ctx, "pc", "pc %u connection %s -> %s", pc->id, tern_pc_state_name(pc->state),
+                  tern_pc_state_name(state));
     pc->state = state;
     tern_rtc_queue_state_event(pc, TERN_EV_CONNECTION_STATE, state);
 }
@@ -472,6 +464,30 @@ static void handle_dtls_datagram(tern_pc_t *pc, tern_time_t now, const tern_data
         remember_early_datagram(pc, in);
 }
 
+/* RFC 7983 §7: the first byte says what a datagram is. */
+static void demux(tern_pc_t *pc, tern_time_t now, const tern_datagram_t *in)
+{
+    uint8_t first = in->data[0];
+    if (first <= 3) /* STUN */
+        tern_ice_handle_input(pc->ice, now, in);
+    else if (first >= 20 && first <= 63) /* DTLS */
+        handle_dtls_datagram(pc, now, in);
+    else /* RTP/RTCP (128..191) and the rest: no media in this version */
+        pc->stats.datagrams_dropped++;
+}
+
+void tern_rtc_deliver_relayed(tern_pc_t *pc, tern_time_t now)
+{
+    tern_datagram_t inner;
+    while (tern_ice_poll_relayed(pc->ice, &inner)) {
+        if (inner.len == 0) {
+            pc->stats.datagrams_dropped++;
+            continue;
+        }
+        demux(pc, now, &inner);
+    }
+}
+
 int tern_pc_handle_input(tern_pc_t *pc, tern_time_t now, const tern_datagram_t *in)
 {
     if (!pc || !in || (!in->data && in->len))
@@ -485,13 +501,13 @@ int tern_pc_handle_input(tern_pc_t *pc, tern_time_t now, const tern_datagram_t *
         pc->stats.datagrams_dropped++;
         return TERN_OK;
     }
-    uint8_t first = in->data[0];
-    if (first <= 3) /* RFC 7983 §7: STUN */
-        tern_ice_handle_input(pc->ice, now, in);
-    else if (first >= 20 && first <= 63) /* DTLS */
-        handle_dtls_datagram(pc, now, in);
-    else /* RTP/RTCP (128..191) and the rest: no media in this version */
-        pc->stats.datagrams_dropped++;
+    if (tern_ice_turn_claims(pc->ice, in)) {
+        /* From a TURN server: its answers, and what peers sent through the relay. */
+        tern_ice_turn_handle_input(pc->ice, now, in);
+        tern_rtc_deliver_relayed(pc, now);
+    } else {
+        demux(pc, now, in);
+    }
     tern_rtc_pump(pc, now);
     return TERN_OK;
 }
@@ -539,7 +555,8 @@ bool tern_pc_poll_transmit(tern_pc_t *pc, tern_transmit_t *out)
     if (!pc || !out)
         return false;
     for (;;) {
-        if (!pc->ice_closed && tern_ice_poll_transmit(pc->ice, out)) {
+        /* After ICE closed, its queue holds only TURN deallocations. */
+        if (tern_ice_poll_transmit(pc->ice, out)) {
             pc->stats.datagrams_sent++;
             pc->stats.bytes_sent += out->len;
             return true;
@@ -551,6 +568,7 @@ bool tern_pc_poll_transmit(tern_pc_t *pc, tern_transmit_t *out)
     if (pc->closed && !pc->ice_closed) {
         pc->ice_closed = true;
         tern_ice_close(pc->ice, pc->now);
+        return tern_pc_poll_transmit(pc, out);
     }
     return false;
 }
