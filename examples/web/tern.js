@@ -57,6 +57,8 @@
   const CHUNK = 16384;
   const HIGH_WATER = 1 << 20;
   const LOW_WATER = 256 << 10;
+  // With an echoing peer, the bytes sent and not yet echoed back (FILE-PROTOCOL.md, Echo).
+  const ECHO_WINDOW = 4 << 20;
   const DEFAULT_WAIT_MS = 20000;
 
   const st = {
@@ -500,6 +502,16 @@
     });
   }
 
+  // An echo sends back what it gets as fast as it gets it; when our side reads the echoed
+  // copy more slowly than it sends (hashing on the page's one thread), the echo's send buffer
+  // grows until its stack refuses more. Keep the bytes in flight end to end bounded.
+  function waitEcho(ch, t) {
+    const echoed = () => (ch.incoming && ch.incoming.echo ? ch.incoming.bytes : null);
+    if (echoed() === null || t.bytes - echoed() <= ECHO_WINDOW) return Promise.resolve();
+    return waitFor(() => (ch.dc.readyState !== 'open' || t.bytes - echoed() <= ECHO_WINDOW / 2 ? true : undefined),
+                   DEFAULT_WAIT_MS, 'the echo');
+  }
+
   async function readBlock(source, offset, length) {
     if (source instanceof Blob) return new Uint8Array(await source.slice(offset, offset + length).arrayBuffer());
     return source.subarray(offset, offset + length);
@@ -532,6 +544,7 @@
         const block = await readBlock(source, off, 1 << 20);
         for (let i = 0; i < block.length; i += CHUNK) {
           await waitLow(dc);
+          await waitEcho(ch, t);
           dc.send(block.subarray(i, i + CHUNK));
           t.bytes += Math.min(CHUNK, block.length - i);
         }
@@ -555,7 +568,7 @@
       t.hash.update(bytes);
       t.parts.push(bytes);
       t.bytes += bytes.length;
-      if (t.bytes === t.size || (t.bytes & 0xfffff) < CHUNK) changed();
+      if (t.bytes === t.size || (t.bytes & 0x3ffff) < CHUNK) changed();
       return;
     }
     let msg;
