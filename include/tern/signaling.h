@@ -63,8 +63,10 @@ typedef struct tern_signaling_callbacks {
     void (*on_peer_connection)(tern_signaling_t *s, void *user, const char *peer_id, tern_pc_t *pc,
                                bool offering);
     /**
-     * A peer said `bye` or left the room. pc is its pc, or NULL if none was made; it is
-     * closed and freed (with its channels, without further callbacks) when this returns.
+     * A peer said `bye` or left the room, or the negotiation with it failed (its offer or
+     * answer was refused by the pc: the client then says `bye` to it). pc is its pc, or NULL
+     * if none was made; it is closed and freed (with its channels, without further callbacks)
+     * when this returns.
      */
     void (*on_peer_left)(tern_signaling_t *s, void *user, const char *peer_id, tern_pc_t *pc);
     /**
