@@ -170,8 +170,9 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     /* With the checksum "offloaded" (set_sysctls), usrsctp leaves it to us: the peer checks
      * it (RFC 4960 §6.8), we do not check its (DTLS already authenticates every byte). */
     memset(out + SCTP_CHECKSUM_OFFSET, 0, 4);
-    uint32_t crc = usrsctp_crc32c(out, length);
-    memcpy(out + SCTP_CHECKSUM_OFFSET, &crc, sizeof crc);
+    uint32_t crc = tern_sctp_crc32c(out, length);
+    for (int i = 0; i < 4; i++) /* least significant byte first (RFC 4960 Appendix B) */
+        out[SCTP_CHECKSUM_OFFSET + i] = (uint8_t)(crc >> (8 * i));
     tern_txq_commit(&s->txq, length, &none, &none);
     uint32_t cum;
     if (tern_sctp_wire_sack_cum(out, length, &cum)) {
@@ -611,7 +612,8 @@ static void set_closing_event(struct tern_sctp *s, tern_sctp_event_type_t type, 
                    (long long)s->now);
 }
 
-/* SCTP chunk type ABORT and the error cause "User-Initiated Abort" (RFC 4960 §3.3.7, §3.3.10.12). */
+/* SCTP chunk type ABORT and the error cause "User-Initiated Abort" (RFC 4960 §3.3.7, §3.3.10.12).
+ */
 #define CHUNK_ABORT 6
 #define CAUSE_USER_INITIATED_ABORT 12
 

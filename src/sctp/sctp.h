@@ -243,6 +243,17 @@ tern_time_t tern_sctp_global_next_deadline(const tern_ctx_t *ctx);
  */
 int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now);
 
+/* ---- checksum (sctp_crc32c.c) ---- */
+
+/**
+ * CRC32c of a packet (RFC 4960 Appendix B), with the SSE4.2 instruction where the CPU has it.
+ * The packet's checksum field holds it least significant byte first.
+ */
+uint32_t tern_sctp_crc32c(const uint8_t *data, size_t len);
+
+/** The same, always in software (usrsctp's tables): the fallback, exposed for tests. */
+uint32_t tern_sctp_crc32c_software(const uint8_t *data, size_t len);
+
 /* ---- packet reading for the wrapper's own use (sctp_wire.c); exposed for tests ---- */
 
 /**

@@ -5,7 +5,8 @@
  * process-wide usrsctp tick. Covers connect (simultaneous and one-sided), messages of 1 B to
  * 1 MiB both ways, ordered and unordered, the receive limit, PR-SCTP (max retransmits and
  * lifetime) under loss, stream reset, recovery from loss by retransmission on the global timer,
- * send back-pressure (TERN_ERR_AGAIN then SEND_READY), graceful close and usrsctp restart.
+ * send back-pressure (TERN_ERR_AGAIN then SEND_READY), graceful close, usrsctp restart and the
+ * outgoing checksum (both the SSE4.2 and the software path against a bitwise CRC32c).
  *
  * usrsctp measures RTTs and PR-SCTP lifetimes with gettimeofday(). This program defines its own
  * gettimeofday, which the dynamic linker binds libusrsctp's calls to (the executable comes first
@@ -729,6 +730,35 @@ static void test_wire(void)
     ok(!tern_sctp_wire_find_reset_request(bad, sizeof bad, &off, &len, &tsn));
 }
 
+static void test_crc32c(void)
+{
+    /* Both paths against the bitwise reference, at every length up to 300 (the 8-byte steps and
+     * the byte tail), at every alignment, and at packet sizes; then the check value. */
+    static uint8_t buf[2048 + 8];
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        buf[i] = (uint8_t)(x >> 56);
+    }
+    size_t mismatches = 0;
+    for (size_t align = 0; align < 8; align++) {
+        for (size_t len = 0; len <= 300; len++) {
+            uint32_t want = crc32c(buf + align, len);
+            mismatches += tern_sctp_crc32c(buf + align, len) != want;
+            mismatches += tern_sctp_crc32c_software(buf + align, len) != want;
+        }
+        static const size_t sizes[] = {1151, 1152, 1163, 2047, 2048};
+        for (size_t i = 0; i < TERN_ARRAY_LEN(sizes); i++) {
+            uint32_t want = crc32c(buf + align, sizes[i]);
+            mismatches += tern_sctp_crc32c(buf + align, sizes[i]) != want;
+            mismatches += tern_sctp_crc32c_software(buf + align, sizes[i]) != want;
+        }
+    }
+    eq_int(mismatches, 0);
+    eq_int(tern_sctp_crc32c((const uint8_t *)"123456789", 9), 0xe3069283u);
+    eq_int(tern_sctp_crc32c_software((const uint8_t *)"123456789", 9), 0xe3069283u);
+}
+
 int main(void)
 {
     static uint64_t seed = 42;
@@ -748,5 +778,6 @@ int main(void)
     subtest("restart stack", test_restart_stack);
     subtest("bad input", test_bad_input);
     subtest("wire", test_wire);
+    subtest("crc32c", test_crc32c);
     return check_done();
 }
