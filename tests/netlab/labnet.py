@@ -28,7 +28,6 @@ A carrier NAT (CGN) has one LAN bridge in 100.64.N.0/24 where home NATs put thei
 
 import contextlib
 import ctypes
-import errno
 import os
 import signal
 import subprocess
@@ -206,7 +205,7 @@ class Lab:
 
     # ---- processes ----
 
-    def spawn(self, short, name, argv, stdin=None, cwd=None):
+    def spawn(self, short, name, argv, stdin=None):
         """Start a process inside a namespace; its stdout and stderr go to LOGDIR/NAME.log
         unless stdin is subprocess.PIPE (then stdout is a pipe too, for the driver)."""
         logf = open(os.path.join(self.logdir, name + ".log"), "a")
@@ -214,7 +213,7 @@ class Lab:
         with self.inside(short):
             p = subprocess.Popen(argv, stdin=stdin if piped else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE if piped else logf, stderr=logf,
-                                 cwd=cwd, text=True, bufsize=1, start_new_session=True)
+                                 text=True, bufsize=1, start_new_session=True)
         logf.close()
         self.procs.append((name, p))
         return p
@@ -274,20 +273,16 @@ class Lab:
             self._inet_ports += 1
             nat.wan_ip = "203.0.113.%d" % (100 + nat.index)
             nat.wan_gw = INET_BR0
-            port = "p%d" % self._inet_ports
-            self.veth(short, "wan0", "inet", port)
-            self.ip("inet", "link", "set", port, "master", "br0", "up")
-            prefix = 24
+            up_ns, up_br, port = "inet", "br0", "p%d" % self._inet_ports
         else:
             up = nat.upstream
             up.homes.append(nat)
             nat.wan_ip = "%s.%d" % (up.lan_nets[0][0], 10 + len(up.homes))
             nat.wan_gw = up.lan_nets[0][1]
-            port = "h%d" % len(up.homes)
-            self.veth(short, "wan0", "n-" + up.name, port)
-            self.ip("n-" + up.name, "link", "set", port, "master", "lan0", "up")
-            prefix = 24
-        self.ip(short, "addr", "add", "%s/%d" % (nat.wan_ip, prefix), "dev", "wan0")
+            up_ns, up_br, port = "n-" + up.name, "lan0", "h%d" % len(up.homes)
+        self.veth(short, "wan0", up_ns, port)
+        self.ip(up_ns, "link", "set", port, "master", up_br, "up")
+        self.ip(short, "addr", "add", nat.wan_ip + "/24", "dev", "wan0")
         self.ip(short, "link", "set", "wan0", "up")
         self.ip(short, "route", "add", "default", "via", nat.wan_gw)
         for k in range(nat.nlans):

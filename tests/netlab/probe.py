@@ -67,7 +67,7 @@ def _wait_readable(socks, timeout):
     return r
 
 
-def exchange(reflector, client, dest, timeout=1.0):
+def exchange(reflector, client, dest, timeout=0.5):
     """Send a probe from client to dest; serve it; @return the mapped (ip, port) or None."""
     client.sendto(b"probe", dest)
     deadline = time.monotonic() + timeout
@@ -119,7 +119,7 @@ def measure_mapping(lab, reflector, host_ns, servers, bind_ip="0.0.0.0"):
         s.close()
 
 
-def measure_filtering(lab, reflector, host_ns, servers, window=0.3):
+def measure_filtering(lab, reflector, host_ns, servers, window=0.2):
     """@return (mapping, {"same": bool, "port": bool, "addr": bool}): which senders got in after
     the host sent to servers[0]:p0 only (same endpoint, other port, other address)."""
     s = udp_socket(lab, host_ns)
@@ -138,7 +138,7 @@ def measure_filtering(lab, reflector, host_ns, servers, window=0.3):
         s.close()
 
 
-def measure_hairpin(lab, reflector, ns_x, ns_y, servers, window=0.3):
+def measure_hairpin(lab, reflector, ns_x, ns_y, servers, window=0.2):
     """X sends to Y's public mapping. @return (arrived, source Y saw, X's mapping)."""
     x = udp_socket(lab, ns_x)
     y = udp_socket(lab, ns_y)
