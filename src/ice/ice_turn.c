@@ -579,6 +579,15 @@ static void run_refreshes(tern_ice_t *ice, turn_alloc_t *a)
     }
 }
 
+static void run_txns(tern_ice_t *ice, turn_alloc_t *a)
+{
+    run_txn(ice, a, &a->txn);
+    for (size_t i = 0; i < a->perm_count && a->state == ALLOC_READY; i++)
+        run_txn(ice, a, &a->perms[i].txn);
+    for (size_t i = 0; i < a->chan_count && a->state == ALLOC_READY; i++)
+        run_txn(ice, a, &a->chans[i].txn);
+}
+
 static void service_alloc(tern_ice_t *ice, turn_alloc_t *a)
 {
     switch (a->state) {
@@ -595,13 +604,10 @@ static void service_alloc(tern_ice_t *ice, turn_alloc_t *a)
             break;
         }
         run_refreshes(ice, a);
-        /* fall through */
+        run_txns(ice, a);
+        break;
     case ALLOC_ALLOCATING:
-        run_txn(ice, a, &a->txn);
-        for (size_t i = 0; i < a->perm_count && a->state == ALLOC_READY; i++)
-            run_txn(ice, a, &a->perms[i].txn);
-        for (size_t i = 0; i < a->chan_count && a->state == ALLOC_READY; i++)
-            run_txn(ice, a, &a->chans[i].txn);
+        run_txns(ice, a);
         break;
     default:
         break;
@@ -628,31 +634,35 @@ static tern_time_t txn_deadline(const turn_txn_t *t)
     return t->kind != TXK_NONE ? t->next_send : TERN_TIME_NEVER;
 }
 
+static tern_time_t ready_deadline(const turn_alloc_t *a)
+{
+    tern_time_t d = earliest(a->expires, a->txn.kind == TXK_NONE ? a->refresh_at : TERN_TIME_NEVER);
+    for (size_t i = 0; i < a->perm_count; i++) {
+        const turn_perm_t *p = &a->perms[i];
+        d = earliest(d, txn_deadline(&p->txn));
+        if (p->state == PERM_OK && p->txn.kind == TXK_NONE)
+            d = earliest(d, p->refresh_at);
+    }
+    for (size_t i = 0; i < a->chan_count; i++) {
+        const turn_chan_t *c = &a->chans[i];
+        d = earliest(d, txn_deadline(&c->txn));
+        if (c->state == CHAN_BOUND && c->txn.kind == TXK_NONE)
+            d = earliest(d, c->refresh_at);
+    }
+    return earliest(d, txn_deadline(&a->txn));
+}
+
 static tern_time_t alloc_deadline(const turn_alloc_t *a)
 {
-    tern_time_t d = TERN_TIME_NEVER;
     switch (a->state) {
     case ALLOC_WAITING:
         return a->fallback_of >= 0 ? a->start_at : TERN_TIME_NEVER;
     case ALLOC_CONNECTING:
         return a->connect_deadline;
     case ALLOC_READY:
-        d = earliest(a->expires, a->txn.kind == TXK_NONE ? a->refresh_at : TERN_TIME_NEVER);
-        for (size_t i = 0; i < a->perm_count; i++) {
-            const turn_perm_t *p = &a->perms[i];
-            d = earliest(d, txn_deadline(&p->txn));
-            if (p->state == PERM_OK && p->txn.kind == TXK_NONE)
-                d = earliest(d, p->refresh_at);
-        }
-        for (size_t i = 0; i < a->chan_count; i++) {
-            const turn_chan_t *c = &a->chans[i];
-            d = earliest(d, txn_deadline(&c->txn));
-            if (c->state == CHAN_BOUND && c->txn.kind == TXK_NONE)
-                d = earliest(d, c->refresh_at);
-        }
-        /* fall through */
+        return ready_deadline(a);
     case ALLOC_ALLOCATING:
-        return earliest(d, txn_deadline(&a->txn));
+        return txn_deadline(&a->txn);
     default:
         return TERN_TIME_NEVER;
     }
