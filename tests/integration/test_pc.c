@@ -181,11 +181,15 @@ static void on_message(tern_dc_t *dc, void *user, const uint8_t *data, size_t le
         return;
     }
     if (!decode_seq(data, len, &seq) || seq >= MAX_SEQ) {
+        fprintf(stderr, "# %s: corrupt header on %s: len %zu text %d\n", p->name,
+                channel_labels[i], len, is_text);
         c->corrupt++;
         return;
     }
     for (size_t k = 4; k < len; k++) {
         if (data[k] != pattern_byte(i, seq, k, is_text)) {
+            fprintf(stderr, "# %s: corrupt byte on %s: seq %u len %zu text %d at %zu\n", p->name,
+                    channel_labels[i], seq, len, is_text, k);
             c->corrupt++;
             return;
         }
