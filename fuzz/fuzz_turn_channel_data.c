@@ -136,9 +136,10 @@ static void check_inner(tern_ice_t *ice, const script_t *s, tern_time_t now)
 {
     tern_datagram_t inner;
     while (tern_ice_poll_relayed(ice, &inner)) {
-        /* Only the permitted peer, only through the relayed address. */
-        if (!tern_addr_equal(&inner.local, &s->relayed) ||
-            !tern_addr_equal(&inner.remote, &s->peer))
+        /* Only from the permitted IP (permissions are per IP, any port: RFC 8656 §9), only
+         * through the relayed address. */
+        if (!tern_addr_equal(&inner.local, &s->relayed) || inner.remote.family != s->peer.family ||
+            memcmp(inner.remote.ip, s->peer.ip, 16) != 0)
             abort();
         tern_ice_handle_input(ice, now, &inner);
     }
