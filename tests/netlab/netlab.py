@@ -414,6 +414,9 @@ def peer_argv(args, role, room, servers, extra=()):
     return argv + list(extra)
 
 
+PAIR_LINE = r"^pair (\S+) (\S+) (\S+) (\S+) (\d+)$"
+
+
 def path_of(pair):
     """('host'|'direct'|'relay', "ltype/rtype") of a 'pair' line's match."""
     lt, rt = pair.group(1), pair.group(2)
@@ -489,15 +492,25 @@ def drive_case(lab, args, case, room, peers):
         return False, ("%s at %s ms" % (m.group(1), m.group(2))) if m else \
             "no channel within %.0f s" % case.open_timeout, "failed"
     open_ms = float(m.group(2))
+    # ICE may use a valid pair before nomination ends (RFC 8445 §8.1.1) and switch to the
+    # nominated one: the path it chose is the pair once it says completed.
+    first = off.expect(PAIR_LINE, 0)
+    off.expect(r"^ice completed", 10 if case.impair else 3)
+    mark = len(off.lines)
     off.send("pair")
-    pair = off.expect(r"^pair (\S+) (\S+) (\S+) (\S+) (\d+)$", 5)
+    pair = off.expect(PAIR_LINE, 5, mark)
     if not pair:
         return False, "no selected pair", "no-pair"
     kind, types = path_of(pair)
-    cell = "%s %.0f" % (types, open_ms)
+    switched = ""
+    if first and path_of(first)[1] != types:
+        switched = "; %s used first, until nomination" % path_of(first)[1]
+    cell = "%s%s %.0f" % (types, "*" if switched else "", open_ms)
     n, size = case.send
+    t_send = time.monotonic()
     off.send("send %d %d" % (n, size))
     echoed = off.expect(r"^(echoed|bad|error) ", 90)
+    echo_ms = (time.monotonic() - t_send) * 1000
     if not echoed:
         off.send("progress")
         prog = off.expect(r"^progress (\d+) (\d+) (\d+)", 2)
@@ -507,9 +520,8 @@ def drive_case(lab, args, case, room, peers):
     if echoed.group(1) != "echoed":
         return False, "%s: %s" % (cell, echoed.string), cell
     ok = kind == case.expect
-    detail = "%s path %s, %s -> %s, open %.0f ms, %d x %d bytes echoed in %.0f ms" % (
-        kind, types, pair.group(3), pair.group(4), open_ms, n, size,
-        float(echoed.string.split()[-1]) - open_ms)
+    detail = "%s path %s, %s -> %s, open %.0f ms, %d x %d bytes echoed in %.0f ms%s" % (
+        kind, types, pair.group(3), pair.group(4), open_ms, n, size, echo_ms, switched)
     if not ok:
         detail = "expected %s; %s" % (case.expect, detail)
     return ok, detail, cell
@@ -625,8 +637,10 @@ def run_cut(lab, args, rep, seq, mend_after, restart=False):
         off = Peer(lab, a, "%s-%s-offer" % (room, a), peer_argv(args, "--offer", room, [], opts))
         if not off.expect(r"^open netlab", 15):
             return rep.check(False, "cut: %s x %s opened" % (a, b))
+        off.expect(r"^ice completed", 3)
+        mark = len(off.lines)
         off.send("pair")
-        pair = off.expect(r"^pair (\S+) (\S+) (\S+):\d+ (\S+) ", 5)
+        pair = off.expect(r"^pair (\S+) (\S+) (\S+):\d+ (\S+) ", 5, mark)
         local_ip = pair.group(3) if pair else ""
         host = lab.hosts[a]
         wire = host.wire
@@ -729,7 +743,8 @@ def print_matrix(rep, cases, full):
     rep.out()
     rep.out("# connectivity matrix: offerer (rows, side a) x answerer (columns, side b);")
     rep.out("# each cell: selected pair local/remote type and ms from offer to open;")
-    rep.out("# 'skip' needs a capability the stack lacks; '!' marks an unexpected path")
+    rep.out("# '*': ICE used another kind of pair first, until nomination ended; '!' marks an")
+    rep.out("# unexpected path; 'skip' needs a candidate type the stack does not gather")
     rep.out("# %-9s" % "" + "".join("%-*s" % (width, b) for b in BEHAVIOURS))
     for a in BEHAVIOURS:
         row = "# %-9s" % a
