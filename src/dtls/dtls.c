@@ -278,20 +278,29 @@ static void on_close_notify(tern_dtls_t *d)
     ERR_clear_error();
 }
 
+/*
+ * SSL_get_error reads the thread's error queue, which must be empty before an SSL call
+ * (SSL_get_error(3)). It is, unless something failed since it was last emptied, and emptying
+ * it (every slot) costs much more than looking: per record, that is worth avoiding.
+ */
+static void clear_stale_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 static void read_records(tern_dtls_t *d)
 {
     for (;;) {
-        ERR_clear_error();
+        clear_stale_errors();
         int n = SSL_read(d->ssl, d->scratch, TERN_DTLS_MAX_RECORD);
         if (n > 0) {
             queue_record(d, (size_t)n);
             continue;
         }
         int err = SSL_get_error(d->ssl, n);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            ERR_clear_error();
-            return;
-        }
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            return; /* no error was queued (SSL_get_error would have said so) */
         if (err == SSL_ERROR_ZERO_RETURN)
             on_close_notify(d);
         else
@@ -551,7 +560,7 @@ int tern_dtls_send(tern_dtls_t *d, tern_time_t now, const uint8_t *data, size_t 
     }
     enter(d, now);
     d->pack = false;
-    ERR_clear_error();
+    clear_stale_errors();
     int r = SSL_write(d->ssl, data, (int)len);
     d->pack = true;
     int err = TERN_OK;

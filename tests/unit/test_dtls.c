@@ -14,6 +14,7 @@
 #include "dtls/dtls_internal.h"
 #include "util/util.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -358,6 +359,27 @@ static void test_burst(void)
     eq_int(refused, 1100 - 1024);
     run(&c, &s, NULL, NULL, 0);
     eq_int(s.data_events, 50 + 1024);
+    pair_free(&c, &s);
+}
+
+/* An error some other code left in the thread's OpenSSL error queue must not be taken for a
+ * failure of ours: the endpoints only look at the queue before each record, they do not empty
+ * it unasked, so a stale entry must still be cleared before SSL_read and SSL_write. */
+static void test_stale_error_queue(void)
+{
+    side_t c, s;
+    pair_new(&c, &s, NULL, NULL, &ctx_a, &ctx_b);
+    exchange_fingerprints(&c, &s, &ctx_a, &ctx_b);
+    tern_dtls_start(c.d, now_us);
+    run(&c, &s, NULL, NULL, 0);
+    eq_int(tern_dtls_state(c.d), TERN_DTLS_STATE_CONNECTED);
+    for (size_t i = 0; i < 3; i++) {
+        ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+        check_data_both_ways(&c, &s, 100 + i);
+    }
+    eq_int(tern_dtls_state(c.d), TERN_DTLS_STATE_CONNECTED);
+    eq_int(tern_dtls_state(s.d), TERN_DTLS_STATE_CONNECTED);
+    ok(ERR_peek_error() == 0);
     pair_free(&c, &s);
 }
 
@@ -1505,6 +1527,7 @@ int main(void)
     subtest("config", test_config);
     subtest("handshake", test_handshake);
     subtest("burst", test_burst);
+    subtest("stale error queue", test_stale_error_queue);
     subtest("late fingerprint", test_late_fingerprint);
     subtest("wrong fingerprint", test_wrong_fingerprint);
     subtest("fingerprint args", test_fingerprint_args);
