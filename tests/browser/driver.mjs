@@ -22,6 +22,9 @@
 //   --only REGEX      run only the cases whose "browser role case" matches
 //   --logs DIR        where logs go (default ./browser-logs); a failed case keeps its logs
 //   --netns NAME      the namespace run.sh made (for the log only)
+//   --retries N       try a failed case up to N more times (default 0; ctest passes 1): a
+//                     case that then passes is reported as passed, its earlier failure
+//                     printed in its line and in a "# flaky" line at the end
 //   --keep-logs       keep the native peers' logs of cases that passed too
 //   --list            print the cases and exit
 
@@ -54,6 +57,7 @@ function parseArgs(argv) {
             throw new Error(`bad argument ${a}`);
         o[a.slice(2)] = argv[++i];
     }
+    o.retries = Number(o.retries ?? 0);
     o.browsers = o.browsers.split(',').filter(Boolean);
     o.roles = o.roles.split(',').filter(Boolean);
     return o;
@@ -254,6 +258,7 @@ class Run {
         this.n = 0;
         this.passed = 0;
         this.failed = 0;
+        this.flaky = [];
         this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-browser-'));
         fs.mkdirSync(opts.logs, { recursive: true });
         this.signalUrl = `ws://${HOST}:${PORTS.signal}`;
@@ -327,11 +332,40 @@ class Run {
         }
     }
 
+    // One case, tried up to 1 + --retries times. A case that passes only on a later try is
+    // reported as passed, with the earlier failure in its line and in the "# flaky" summary,
+    // and the failed try's native log kept (BASE.tryN.native.log): an intermittent bug stays
+    // in sight without failing every run of the whole suite.
     async runCase(browser, role, c) {
         const t0 = performance.now();
-        const room = `${browser.name}-${role}-${c.name}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '_');
         const base = `${browser.name}.${role}.${c.name}`;
-        browser.log?.write(`\n==== ${role} ${c.name} (room ${room})\n`);
+        const failures = [];
+        let r;
+        for (let t = 1; t <= 1 + this.opts.retries; t++) {
+            r = await this.attempt(browser, role, c, base, t);
+            if (!r.error)
+                break;
+            failures.push(r.error);
+            if (t <= this.opts.retries && fs.existsSync(this.logPath(`${base}.native.log`)))
+                fs.renameSync(this.logPath(`${base}.native.log`),
+                              this.logPath(`${base}.try${t}.native.log`));
+        }
+        const secs = (performance.now() - t0) / 1000;
+        let text = r.error ?? r.detail;
+        if (!r.error && failures.length) {
+            text += ` [passed on try ${failures.length + 1}; failed before: ${failures.join(' | ')}]`;
+            this.flaky.push(`${browser.name} ${role} ${c.name}: ${failures.join(' | ')}`);
+        }
+        const line = this.report(!r.error, browser.name, role, c.name, secs, text);
+        browser.log?.write(`==== ${line}\n`);
+        if (!r.error && !this.opts.keep)
+            fs.rmSync(this.logPath(`${base}.native.log`), { force: true });
+    }
+
+    async attempt(browser, role, c, base, t) {
+        const room = `${browser.name}-${role}-${c.name}-${process.pid}-${t}`
+                         .replace(/[^A-Za-z0-9_.-]/g, '_');
+        browser.log?.write(`\n==== ${role} ${c.name} (room ${room}, try ${t})\n`);
         let native = null;
         let error = null, detail = '';
         try {
@@ -364,11 +398,7 @@ class Run {
             if (!error && badExit(s, !alreadyExited))
                 error = `${native.name} ended badly (${describeStatus(s)}); see its log`;
         }
-        const secs = (performance.now() - t0) / 1000;
-        const line = this.report(!error, browser.name, role, c.name, secs, error ?? detail);
-        browser.log?.write(`==== ${line}\n`);
-        if (!error && native && !this.opts.keep)
-            fs.rmSync(this.logPath(`${base}.native.log`), { force: true });
+        return { error, detail };
     }
 
     // The demo page as a person uses it: open it on the room, chat, choose a file.
@@ -510,8 +540,13 @@ class Run {
             this.report(false, 'all', '-', 'start tern-signal', 0, e.message);
             return this.finish();
         }
+        // A browser no selected case needs (--only) is not started.
+        const needed = (name) => o.browsers.some((other) => other !== name &&
+            this.selected(`${name}+${other}`, `${name}-offers`, 'browser-smoke') ||
+            this.selected(`${other}+${name}`, `${other}-offers`, 'browser-smoke')) ||
+            CASES.some((c) => o.roles.some((r) => this.selected(name, r, c.name)));
         const browsers = [];
-        for (const name of o.browsers) {
+        for (const name of o.browsers.filter(needed)) {
             if (!launchers[name]) {
                 this.report(false, name, '-', 'launch', 0, 'unknown browser');
                 continue;
@@ -554,7 +589,9 @@ class Run {
         await Promise.all([...started].map((p) => p.stop()));
         this.http?.close();
         fs.rmSync(this.tmp, { recursive: true, force: true });
-        console.log(`# browser suite: ${this.n} cases`);
+        for (const f of this.flaky)
+            console.log(`# flaky (passed on a retry): ${f}`);
+        console.log(`# browser suite: ${this.n} cases, ${this.flaky.length} passed only on a retry`);
         console.log(`${this.passed} passed, ${this.failed} failed`);
         return this.failed || !this.n ? 1 : 0;
     }
