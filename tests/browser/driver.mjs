@@ -261,6 +261,7 @@ class Run {
         this.flaky = [];
         this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-browser-'));
         fs.mkdirSync(opts.logs, { recursive: true });
+        fs.rmSync(path.join(opts.logs, 'results.txt'), { force: true });
         this.signalUrl = `ws://${HOST}:${PORTS.signal}`;
         this.pageUrl = `http://${HOST}:${PORTS.http}/index.html`;
     }
@@ -273,8 +274,15 @@ class Run {
             this.failed++;
         const line = `${ok ? 'ok' : 'not ok'} ${this.n} - ${browser} ${role} ${name} ` +
                      `(${secs.toFixed(2)} s)${text ? ': ' + text : ''}`;
-        console.log(line);
+        this.say(line);
         return line;
+    }
+
+    // Every result line also goes to LOGS/results.txt, which outlives a passing ctest run
+    // (whose output ctest does not show).
+    say(line) {
+        console.log(line);
+        fs.appendFileSync(this.logPath('results.txt'), `${line}\n`);
     }
 
     logPath(name) {
@@ -532,7 +540,7 @@ class Run {
                             console.log(`${b} ${r} ${c.name}`);
             return 0;
         }
-        console.log(`# browser suite in namespace ${o.netns ?? '(none)'}, logs in ${o.logs}`);
+        this.say(`# browser suite in namespace ${o.netns ?? '(none)'}, logs in ${o.logs}`);
         this.http = await servePages(path.join(here, 'pages'));
         try {
             await this.startSignal();
@@ -555,7 +563,7 @@ class Run {
             try {
                 const b = await this.launch(name);
                 browsers.push(b);
-                console.log(`# ${name} started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+                this.say(`# ${name} started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
             } catch (e) {
                 // A missing browser fails the suite, it is never skipped.
                 this.report(false, name, '-', 'launch', (performance.now() - t0) / 1000,
@@ -567,9 +575,9 @@ class Run {
         // leaves its cases out of the run, said here; a program given but missing fails them.
         for (const kind of ['echo', 'peer'])
             if (!o[kind])
-                console.log(`# no --${kind}: its cases are not part of this run`);
+                this.say(`# no --${kind}: its cases are not part of this run`);
         if (!o.web)
-            console.log('# no --web: the demo page case is not part of this run');
+            this.say('# no --web: the demo page case is not part of this run');
         const cases = CASES.filter((c) => o[c.native] && (!c.demo || o.web));
         for (const b of browsers)
             for (const role of o.roles)
@@ -590,9 +598,9 @@ class Run {
         this.http?.close();
         fs.rmSync(this.tmp, { recursive: true, force: true });
         for (const f of this.flaky)
-            console.log(`# flaky (passed on a retry): ${f}`);
-        console.log(`# browser suite: ${this.n} cases, ${this.flaky.length} passed only on a retry`);
-        console.log(`${this.passed} passed, ${this.failed} failed`);
+            this.say(`# flaky (passed on a retry): ${f}`);
+        this.say(`# browser suite: ${this.n} cases, ${this.flaky.length} passed only on a retry`);
+        this.say(`${this.passed} passed, ${this.failed} failed`);
         return this.failed || !this.n ? 1 : 0;
     }
 }
