@@ -96,7 +96,9 @@ int tern_loop_new(tern_ctx_t *ctx, tern_loop_t **out)
         ctx->log = tern_log_stderr;
         ctx->log_user = NULL;
         /* Lines the filter drops are then never formatted: the macros test ctx->log_level. */
-        ctx->log_level = tern_log_stderr_max_level();
+        tern_log_level_t filter_max = tern_log_stderr_max_level();
+        if (filter_max < ctx->log_level)
+            ctx->log_level = filter_max;
     }
     loop->id = tern_ctx_new_object_id(ctx);
     TERN_LOG_DEBUG(ctx, "io", "loop %u created", loop->id);

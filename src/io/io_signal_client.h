@@ -8,8 +8,8 @@
  * Unlike the rest of src/ws/ this is not sans-IO: it drives a tern_loop through the io layer's
  * stream helpers (io/io_stream.h) and resolver (io/io_resolve.h), and makes no syscall itself.
  */
-#ifndef TERN_WS_SIGNAL_CLIENT_H
-#define TERN_WS_SIGNAL_CLIENT_H
+#ifndef TERN_IO_IO_SIGNAL_CLIENT_H
+#define TERN_IO_IO_SIGNAL_CLIENT_H
 
 #include "tern/signaling.h"
 #include "io/io_resolve.h"

@@ -13,7 +13,7 @@
  * callback, tern_signaling_free included: freeing then waits until the outermost entry point
  * returns, and no callback runs after it was asked for.
  */
-#include "ws/signal_client.h"
+#include "io/io_signal_client.h"
 
 #include <errno.h>
 #include <stdarg.h>

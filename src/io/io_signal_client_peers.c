@@ -12,7 +12,7 @@
  * Everything from the server is untrusted: a message that is not a JSON object with the
  * fields its type needs is dropped and logged at debug level.
  */
-#include "ws/signal_client.h"
+#include "io/io_signal_client.h"
 
 #include <string.h>
 
