@@ -440,7 +440,9 @@ class Run {
 
     async launch(name, mdns = false) {
         const log = fs.createWriteStream(this.logPath(`${name}${mdns ? '-mdns' : ''}.log`));
-        const b = await launchers[name]({ tmp: this.tmp, log, port: PORTS[name], mdns });
+        // TERN_CHROMIUM / TERN_FIREFOX name another executable (default: Debian's).
+        const exe = process.env[`TERN_${name.toUpperCase()}`] || undefined;
+        const b = await launchers[name]({ exe, tmp: this.tmp, log, port: PORTS[name], mdns });
         b.log = log;
         return b;
     }

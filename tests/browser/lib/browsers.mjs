@@ -105,13 +105,19 @@ function waitForLine(proc, re, timeoutMs, name) {
             cleanup();
             reject(new Error(`${name} exited (${code ?? sig}) before it was ready`));
         };
+        const onError = (e) => {
+            cleanup();
+            reject(new Error(`${name} cannot be started: ${e.message}`));
+        };
         const cleanup = () => {
             clearTimeout(timer);
             proc.stderr.off('data', onData);
             proc.off('exit', onExit);
+            proc.off('error', onError);
         };
         proc.stderr.on('data', onData);
         proc.on('exit', onExit);
+        proc.on('error', onError);
     });
 }
 
@@ -132,7 +138,14 @@ class Browser {
         this.proc = proc;
         this.dir = dir;
         this.log = log;
-        this.exited = new Promise((resolve) => proc.on('exit', resolve));
+        // 'error' instead of 'exit' when the program cannot be started at all (not installed).
+        this.exited = new Promise((resolve) => {
+            proc.on('exit', resolve);
+            proc.on('error', (e) => {
+                this.spawnError = e;
+                resolve();
+            });
+        });
         proc.stdout.on('data', (d) => log.write(d));
         proc.stderr.on('data', (d) => log.write(d));
     }
