@@ -14,6 +14,10 @@
  * timer. A peer's output is bounded (max_output_bytes): a reader that falls that far behind is
  * dropped, so nothing one client does holds memory or time for the others.
  *
+ * Detached (tern_signal_server_new_detached): the same code without a loop or sockets, for the
+ * fuzz harness; connections are opened and fed by the caller, output goes to its sink, time is
+ * its `now`. Only the socket edges differ: conn_new/read_input/flush's write/arm_timer.
+ *
  * Re-entrancy: sending to a peer can drop it (slow reader), and a drop sends "leave" to its
  * room, which can drop more. So a connection is never freed where it is found dead: it goes
  * on a list that settle() empties once the current callback is done, after flushing the
@@ -114,7 +118,8 @@ static const struct {
 
 struct tern_signal_server {
     /* configuration */
-    tern_loop_t *loop;
+    tern_loop_t *loop;       /* NULL when detached */
+    tern_signal_sink_t sink; /* detached only */
     tern_ctx_t *ctx;
     tern_signal_config_t cfg;
     json_t *ice_servers;
@@ -145,6 +150,7 @@ struct tern_signal_server {
     conn_t *dirty, *dead;
     uint32_t next_serial;
     bool shutting_down;
+    tern_time_t now; /* detached only: the caller's time */
     void (*done)(void *arg);
     void *done_arg;
     tern_timer_t *shutdown_timer;
@@ -153,7 +159,7 @@ struct tern_signal_server {
 
 static tern_time_t now_of(const tern_signal_server_t *s)
 {
-    return tern_loop_now(s->loop);
+    return s->loop ? tern_loop_now(s->loop) : s->now;
 }
 
 static const char *addr_text(const tern_signal_server_t *s, const tern_addr_t *a,
@@ -199,7 +205,7 @@ static void on_timer(void *arg);
 static void arm_timer(tern_signal_server_t *s)
 {
     const tern_io_heap_node_t *top = tern_io_heap_peek(&s->heap);
-    if (!top || (s->timer && s->timer_at <= top->deadline))
+    if (!s->loop || !top || (s->timer && s->timer_at <= top->deadline))
         return;
     tern_loop_cancel_timer(s->loop, s->timer);
     s->timer = NULL;
@@ -723,9 +729,27 @@ static void drain_events(conn_t *c)
 
 static void update_watch(conn_t *c, bool has_output)
 {
+    if (!c->watch)
+        return;
     unsigned want = tern_io_stream_events(&c->stream, has_output);
     if (want != c->watched && tern_loop_update_fd(c->srv->loop, c->watch, want) == TERN_OK)
         c->watched = want;
+}
+
+/* Write to the socket, or to the caller's sink when detached. */
+static long write_out(conn_t *c, const uint8_t *data, size_t len)
+{
+    tern_signal_server_t *s = c->srv;
+    if (s->loop)
+        return tern_io_stream_write(&c->stream, data, len);
+    long n = s->sink.write ? s->sink.write(s->sink.user, c->serial, data, len) : (long)len;
+    if (n == 0)
+        return TERN_ERR_AGAIN;
+    if (n < 0 || (size_t)n > len) {
+        snprintf(c->stream.error, sizeof c->stream.error, "sink failed");
+        return TERN_ERR_IO;
+    }
+    return n;
 }
 
 /* Write what the endpoint has for the socket; free an ended connection once all is out. */
@@ -736,7 +760,7 @@ static void flush(conn_t *c)
     const uint8_t *data;
     size_t len;
     while (tern_ws_poll_output(c->ws, &data, &len)) {
-        long n = tern_io_stream_write(&c->stream, data, len);
+        long n = write_out(c, data, len);
         if (n == TERN_ERR_AGAIN)
             break;
         if (n < 0) {
@@ -753,6 +777,35 @@ static void flush(conn_t *c)
     update_watch(c, pending);
 }
 
+/* Hand bytes to the endpoint; it takes everything unless its event queue is full: drain, retry. */
+static void feed_bytes(conn_t *c, const uint8_t *data, size_t n)
+{
+    tern_signal_server_t *s = c->srv;
+    size_t off = 0;
+    while (!c->dead && off < n) {
+        int rc = tern_ws_handle_input(c->ws, now_of(s), data + off, n - off);
+        if (rc == TERN_ERR_AGAIN) {
+            drain_events(c);
+            continue;
+        }
+        off = n;
+    }
+    drain_events(c);
+}
+
+/* The peer closed its side (or the socket failed). */
+static void feed_eof(conn_t *c)
+{
+    if (c->ended) {
+        conn_drop(c, NULL);
+        return;
+    }
+    tern_ws_handle_eof(c->ws, now_of(c->srv));
+    drain_events(c);
+    /* Whatever it still had to say cannot be heard: the peer is gone. */
+    conn_drop(c, NULL);
+}
+
 /* Feed what the socket has to the endpoint, within a budget. */
 static void read_input(conn_t *c)
 {
@@ -763,16 +816,9 @@ static void read_input(conn_t *c)
         if (n == TERN_ERR_AGAIN)
             break;
         if (n < 0) {
-            if (c->ended) {
-                conn_drop(c, NULL);
-            } else {
-                if (n != TERN_ERR_CLOSED)
-                    TERN_LOG_DEBUG(s->ctx, "signal", "conn %u: %s", c->serial, c->stream.error);
-                tern_ws_handle_eof(c->ws, now_of(s));
-                drain_events(c);
-                /* Whatever it still had to say cannot be heard: the peer is gone. */
-                conn_drop(c, NULL);
-            }
+            if (!c->ended && n != TERN_ERR_CLOSED)
+                TERN_LOG_DEBUG(s->ctx, "signal", "conn %u: %s", c->serial, c->stream.error);
+            feed_eof(c);
             return;
         }
         budget -= TERN_MIN(budget, (size_t)n);
@@ -780,17 +826,7 @@ static void read_input(conn_t *c)
          * fd is level-triggered, anything newer is reported again). */
         if ((size_t)n < sizeof s->rx && !c->stream.ssl)
             budget = 0;
-        size_t off = 0;
-        while (!c->dead && off < (size_t)n) {
-            /* The endpoint takes everything unless its event queue is full: drain, retry. */
-            int rc = tern_ws_handle_input(c->ws, now_of(s), s->rx + off, (size_t)n - off);
-            if (rc == TERN_ERR_AGAIN) {
-                drain_events(c);
-                continue;
-            }
-            off = (size_t)n;
-        }
-        drain_events(c);
+        feed_bytes(c, s->rx, (size_t)n);
     }
 }
 
@@ -831,13 +867,9 @@ static void conn_free(conn_t *c)
 /* Accepting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-static int conn_new(tern_signal_server_t *s, int fd, const tern_addr_t *remote)
+/* What a connection is without its socket: ids, limits, the endpoint, its heap slot. */
+static int conn_init(tern_signal_server_t *s, conn_t *c, const tern_addr_t *remote)
 {
-    conn_t *c = tern_calloc(s->ctx, 1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return TERN_ERR_NOMEM;
-    }
     c->srv = s;
     c->serial = ++s->next_serial;
     c->remote = *remote;
@@ -845,11 +877,6 @@ static int conn_new(tern_signal_server_t *s, int fd, const tern_addr_t *remote)
     c->refilled = c->started;
     c->tokens_u = (int64_t)s->cfg.rate_per_s * 2 * 1000000;
     tern_io_node_init(&c->timer, 0);
-    int rc = tern_io_stream_init(&c->stream, fd, s->tls, NULL);
-    if (rc != TERN_OK) {
-        tern_free(s->ctx, c);
-        return rc;
-    }
     size_t ws_max = s->cfg.max_message_bytes <= SIZE_MAX / 2 ? s->cfg.max_message_bytes * 2
                                                              : s->cfg.max_message_bytes;
     tern_ws_config_t wcfg = {
@@ -862,12 +889,38 @@ static int conn_new(tern_signal_server_t *s, int fd, const tern_addr_t *remote)
         .ping_interval_us = TERN_MS(s->cfg.ping_interval_ms),
         .idle_timeout_us = TERN_MS(s->cfg.pong_timeout_ms),
     };
-    rc = tern_io_heap_reserve(&s->heap);
+    int rc = tern_io_heap_reserve(&s->heap);
     if (rc == TERN_OK) {
         rc = tern_ws_new(s->ctx, &wcfg, c->started, &c->ws);
         if (rc != TERN_OK)
             tern_io_heap_unreserve(&s->heap);
     }
+    return rc;
+}
+
+static void conn_link(tern_signal_server_t *s, conn_t *c)
+{
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->conn_count++;
+    schedule(c);
+}
+
+static int conn_new(tern_signal_server_t *s, int fd, const tern_addr_t *remote)
+{
+    conn_t *c = tern_calloc(s->ctx, 1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return TERN_ERR_NOMEM;
+    }
+    int rc = tern_io_stream_init(&c->stream, fd, s->tls, NULL);
+    if (rc != TERN_OK) {
+        tern_free(s->ctx, c);
+        return rc;
+    }
+    rc = conn_init(s, c, remote);
     if (rc == TERN_OK) {
         c->watched = TERN_FD_READABLE;
         rc = tern_loop_watch_fd(s->loop, fd, c->watched, on_conn_fd, c, &c->watch);
@@ -881,12 +934,7 @@ static int conn_new(tern_signal_server_t *s, int fd, const tern_addr_t *remote)
         tern_free(s->ctx, c);
         return rc;
     }
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->conn_count++;
-    schedule(c);
+    conn_link(s, c);
     return TERN_OK;
 }
 
@@ -1030,11 +1078,8 @@ static void settle(tern_signal_server_t *s)
     maybe_done(s);
 }
 
-static void on_timer(void *arg)
+static void run_timers(tern_signal_server_t *s, tern_time_t now)
 {
-    tern_signal_server_t *s = arg;
-    s->timer = NULL;
-    tern_time_t now = now_of(s);
     tern_io_heap_node_t *n;
     while ((n = tern_io_heap_peek(&s->heap)) && n->deadline <= now) {
         tern_io_heap_remove(&s->heap, n);
@@ -1053,6 +1098,13 @@ static void on_timer(void *arg)
         schedule(c);
     }
     settle(s);
+}
+
+static void on_timer(void *arg)
+{
+    tern_signal_server_t *s = arg;
+    s->timer = NULL;
+    run_timers(s, now_of(s));
 }
 
 static void on_shutdown_timeout(void *arg)
@@ -1093,7 +1145,8 @@ void tern_signal_server_shutdown(tern_signal_server_t *s, void (*done)(void *arg
         }
         close_ws(c, TERN_WS_CLOSE_GOING_AWAY, "server shutting down");
     }
-    tern_loop_add_timer(s->loop, SHUTDOWN_WAIT_MS, on_shutdown_timeout, s, &s->shutdown_timer);
+    if (s->loop)
+        tern_loop_add_timer(s->loop, SHUTDOWN_WAIT_MS, on_shutdown_timeout, s, &s->shutdown_timer);
     settle(s);
 }
 
@@ -1147,7 +1200,8 @@ static int open_listener(tern_signal_server_t *s, char *error, size_t cap)
     return TERN_OK;
 }
 
-static int open_all(tern_signal_server_t *s, char *error, size_t cap)
+/* The state every server has, with sockets or without. */
+static int init_state(tern_signal_server_t *s, char *error, size_t cap)
 {
     int rc = build_errors(s);
     if (rc != TERN_OK) {
@@ -1159,6 +1213,14 @@ static int open_all(tern_signal_server_t *s, char *error, size_t cap)
         snprintf(error, cap, "no random numbers");
         return TERN_ERR_CRYPTO;
     }
+    return TERN_OK;
+}
+
+static int open_all(tern_signal_server_t *s, char *error, size_t cap)
+{
+    int rc = init_state(s, error, cap);
+    if (rc != TERN_OK)
+        return rc;
     if (s->cfg.root) {
         s->root_fd = open(s->cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->root_fd < 0) {
@@ -1177,25 +1239,36 @@ static int open_all(tern_signal_server_t *s, char *error, size_t cap)
     return rc;
 }
 
-int tern_signal_server_new(tern_loop_t *loop, tern_ctx_t *ctx, const tern_signal_config_t *cfg,
-                           tern_signal_server_t **out, char *error, size_t cap)
+static tern_signal_server_t *server_alloc(tern_ctx_t *ctx, const tern_signal_config_t *cfg)
 {
-    *out = NULL;
     tern_signal_server_t *s = tern_calloc(ctx, 1, sizeof *s);
-    if (!s) {
-        snprintf(error, cap, "out of memory");
-        return TERN_ERR_NOMEM;
-    }
-    s->loop = loop;
+    if (!s)
+        return NULL;
     s->ctx = ctx;
     s->cfg = *cfg;
     s->cfg.root = NULL; /* only used while opening; not kept */
+    s->cfg.tls_cert = s->cfg.tls_key = NULL;
     apply_defaults(&s->cfg);
     s->ice_servers = cfg->ice_servers ? json_incref(cfg->ice_servers) : json_array();
     s->root_fd = s->listen_fd = -1;
     s->stun_fds[0] = s->stun_fds[1] = -1;
     tern_io_heap_init(&s->heap, ctx);
+    return s;
+}
+
+int tern_signal_server_new(tern_loop_t *loop, tern_ctx_t *ctx, const tern_signal_config_t *cfg,
+                           tern_signal_server_t **out, char *error, size_t cap)
+{
+    *out = NULL;
+    tern_signal_server_t *s = server_alloc(ctx, cfg);
+    if (!s) {
+        snprintf(error, cap, "out of memory");
+        return TERN_ERR_NOMEM;
+    }
+    s->loop = loop;
     s->cfg.root = cfg->root;
+    s->cfg.tls_cert = cfg->tls_cert;
+    s->cfg.tls_key = cfg->tls_key;
     int rc = s->ice_servers ? open_all(s, error, cap) : TERN_ERR_NOMEM;
     s->cfg.root = NULL;
     s->cfg.tls_cert = s->cfg.tls_key = NULL;
@@ -1260,4 +1333,117 @@ void tern_signal_server_free(tern_signal_server_t *s)
     tern_signal_table_dispose(&s->rooms);
     tern_io_heap_dispose(&s->heap);
     tern_free(s->ctx, s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Detached: no loop, no sockets (the fuzz harness)                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+int tern_signal_server_new_detached(tern_ctx_t *ctx, const tern_signal_config_t *cfg,
+                                    const tern_signal_sink_t *sink, tern_time_t now,
+                                    tern_signal_server_t **out)
+{
+    tern_signal_server_t *s = server_alloc(ctx, cfg);
+    if (!s)
+        return TERN_ERR_NOMEM;
+    s->now = now;
+    if (sink)
+        s->sink = *sink;
+    char error[64];
+    int rc = s->ice_servers ? init_state(s, error, sizeof error) : TERN_ERR_NOMEM;
+    if (rc != TERN_OK) {
+        tern_signal_server_free(s);
+        return rc;
+    }
+    *out = s;
+    return TERN_OK;
+}
+
+/* Time only moves forward (CONVENTIONS.md §2). */
+static void set_now(tern_signal_server_t *s, tern_time_t now)
+{
+    if (now > s->now)
+        s->now = now;
+}
+
+static conn_t *conn_by_serial(tern_signal_server_t *s, uint32_t serial)
+{
+    for (conn_t *c = s->conns; c; c = c->next)
+        if (c->serial == serial)
+            return c->dead ? NULL : c;
+    return NULL;
+}
+
+int tern_signal_server_open(tern_signal_server_t *s, tern_time_t now, const tern_addr_t *remote,
+                            uint32_t *conn)
+{
+    if (s->loop)
+        return TERN_ERR_INVALID_STATE;
+    set_now(s, now);
+    conn_t *c = tern_calloc(s->ctx, 1, sizeof *c);
+    if (!c)
+        return TERN_ERR_NOMEM;
+    c->stream.fd = -1;
+    int rc = conn_init(s, c, remote);
+    if (rc != TERN_OK) {
+        tern_free(s->ctx, c);
+        return rc;
+    }
+    conn_link(s, c);
+    *conn = c->serial;
+    settle(s);
+    return TERN_OK;
+}
+
+int tern_signal_server_input(tern_signal_server_t *s, tern_time_t now, uint32_t conn,
+                             const uint8_t *data, size_t len)
+{
+    if (s->loop)
+        return TERN_ERR_INVALID_STATE;
+    set_now(s, now);
+    conn_t *c = conn_by_serial(s, conn);
+    if (!c)
+        return TERN_ERR_NOT_FOUND;
+    if (len == 0)
+        feed_eof(c);
+    else if (!c->ended)
+        feed_bytes(c, data, len);
+    settle(s);
+    return TERN_OK;
+}
+
+int tern_signal_server_writable(tern_signal_server_t *s, tern_time_t now, uint32_t conn)
+{
+    if (s->loop)
+        return TERN_ERR_INVALID_STATE;
+    set_now(s, now);
+    conn_t *c = conn_by_serial(s, conn);
+    if (!c)
+        return TERN_ERR_NOT_FOUND;
+    flush(c);
+    settle(s);
+    return TERN_OK;
+}
+
+int tern_signal_server_handle_timeout(tern_signal_server_t *s, tern_time_t now)
+{
+    if (s->loop)
+        return TERN_ERR_INVALID_STATE;
+    set_now(s, now);
+    run_timers(s, s->now);
+    return TERN_OK;
+}
+
+tern_time_t tern_signal_server_next_deadline(const tern_signal_server_t *s)
+{
+    const tern_io_heap_node_t *top = tern_io_heap_peek(&s->heap);
+    return top ? top->deadline : TERN_TIME_NEVER;
+}
+
+void tern_signal_server_counts(const tern_signal_server_t *s, size_t *conns, size_t *peers,
+                               size_t *rooms)
+{
+    *conns = s->conn_count;
+    *peers = s->peer_count;
+    *rooms = s->rooms.count;
 }

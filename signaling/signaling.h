@@ -206,4 +206,41 @@ void tern_signal_server_shutdown(tern_signal_server_t *s, void (*done)(void *arg
 /* Free the server and every connection (closing them at once). NULL is a no-op. */
 void tern_signal_server_free(tern_signal_server_t *s);
 
+/* ---- detached: the server without a loop or sockets (fuzz/fuzz_signal_server.c) ----
+ * The same connection code (HTTP, upgrade, rooms, relay, every limit and timer, closing) with
+ * the socket edges handed to the caller: it opens connections, feeds their bytes and runs the
+ * timers with its own `now` (which never goes back); what the server writes goes to the sink.
+ * No listener, no STUN, no static files (404), no TLS. Calls other than these and
+ * tern_signal_server_shutdown/_free return TERN_ERR_INVALID_STATE on a loop's server. */
+
+typedef struct tern_signal_sink {
+    /* Take up to len bytes written to connection `conn`: return how many (0: the socket would
+     * block, retry on tern_signal_server_writable; negative: the socket failed, the
+     * connection is dropped). NULL: everything is taken. */
+    long (*write)(void *user, uint32_t conn, const uint8_t *data, size_t len);
+    void *user;
+} tern_signal_sink_t;
+
+/* A detached server. sink is copied (may be NULL). 0; TERN_ERR_CRYPTO; TERN_ERR_NOMEM. */
+int tern_signal_server_new_detached(tern_ctx_t *ctx, const tern_signal_config_t *cfg,
+                                    const tern_signal_sink_t *sink, tern_time_t now,
+                                    tern_signal_server_t **out);
+/* A connection from `remote` was accepted; *conn receives its serial. 0; TERN_ERR_NOMEM. */
+int tern_signal_server_open(tern_signal_server_t *s, tern_time_t now, const tern_addr_t *remote,
+                            uint32_t *conn);
+/* Bytes from the peer of `conn`; len 0: the peer closed its side. 0; TERN_ERR_NOT_FOUND if the
+ * connection is gone (the server dropped or finished it). */
+int tern_signal_server_input(tern_signal_server_t *s, tern_time_t now, uint32_t conn,
+                             const uint8_t *data, size_t len);
+/* The socket of `conn` can take more: write what waits. 0; TERN_ERR_NOT_FOUND. */
+int tern_signal_server_writable(tern_signal_server_t *s, tern_time_t now, uint32_t conn);
+/* Run the timers that are due (upgrade, ping, pong and linger timeouts). 0. */
+int tern_signal_server_handle_timeout(tern_signal_server_t *s, tern_time_t now);
+/* When the next timer is due; TERN_TIME_NEVER if none. It may be early (see the file comment of
+ * signal_server.c): calling handle_timeout then just finds nothing to do. */
+tern_time_t tern_signal_server_next_deadline(const tern_signal_server_t *s);
+/* Connections alive, peers in rooms, rooms (what /healthz counts, and connections). */
+void tern_signal_server_counts(const tern_signal_server_t *s, size_t *conns, size_t *peers,
+                               size_t *rooms);
+
 #endif
