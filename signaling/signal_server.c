@@ -537,7 +537,13 @@ static void on_message(conn_t *c, const uint8_t *data, size_t len, bool is_text)
                           addr_text(s, &c->remote, buf), c->id);
         c->limited = true;
         c->rate_drops++;
-        send_error(c, ERR_RATE_LIMITED);
+        /* Each refused message is answered, but the answers must not become a flood of their
+         * own: one read can hold thousands of messages, and their errors (four times their
+         * size) would push a peer that does read over max_output_bytes and drop it as a slow
+         * reader, though the protocol says it stays. Past half the bound they are left out;
+         * the count above still has them. */
+        if (tern_ws_buffered_amount(c->ws) <= s->cfg.max_output_bytes / 2)
+            send_error(c, ERR_RATE_LIMITED);
         return;
     }
     c->limited = false;
