@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what is missing, build, and run the whole test suite: first with gcc and warnings as
-# errors, then again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# errors, then again under AddressSanitizer and UndefinedBehaviorSanitizer, then a short run of
+# every fuzz harness.
 # The browser suite (ctest label browser: headless Chromium and Firefox ESR against the native
 # peers, about a minute) runs in the gcc and the sanitizer passes, so that tern's side of every
 # browser case is also checked by ASan and UBSan; it needs root (network namespaces).
@@ -30,4 +31,10 @@ ctest_args="$*"
 echo "== gcc, ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     CC=gcc run_suite "$top/build/asan" -DTERN_SANITIZE=address,undefined
+# Every fuzz harness for a share of TERN_FUZZ_SECONDS (default 540: under 10 minutes in all;
+# 0 skips); scripts/fuzz.sh runs them longer.
+if [ "${TERN_FUZZ_SECONDS:-540}" -gt 0 ]; then
+    echo "== clang, libFuzzer + ASan + UBSan: every harness, ${TERN_FUZZ_SECONDS:-540} s in all"
+    "$top/scripts/fuzz.sh" --total "${TERN_FUZZ_SECONDS:-540}" --build "$top/build/fuzz"
+fi
 echo "== all tests passed"
