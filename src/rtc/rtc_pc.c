@@ -789,6 +789,16 @@ int tern_pc_selected_pair(const tern_pc_t *pc, tern_pc_pair_info_t *out)
 void tern_pc_get_stats(const tern_pc_t *pc, tern_pc_stats_t *out)
 {
     *out = pc->stats;
+    /* What the demultiplexer passed on and a child then refused (an unauthenticated check, a
+     * record DTLS cannot use) was dropped too: tern.h counts every refused datagram. */
+    tern_ice_stats_t ice;
+    tern_ice_get_stats(pc->ice, &ice);
+    out->datagrams_dropped += ice.dropped;
+    if (pc->dtls) {
+        tern_dtls_stats_t dtls;
+        tern_dtls_get_stats(pc->dtls, &dtls);
+        out->datagrams_dropped += dtls.datagrams_dropped;
+    }
     tern_dcm_stats_t dcm;
     tern_dcm_get_stats(pc->dcm, &dcm);
     out->messages_sent = dcm.messages_sent;
