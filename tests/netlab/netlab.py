@@ -417,6 +417,21 @@ def peer_argv(args, role, room, servers, extra=()):
 PAIR_LINE = r"^pair (\S+) (\S+) (\S+) (\S+) (\d+)$"
 
 
+def checking_to_direct(lines):
+    """ms from "ice checking" to the first ICE state line followed by a direct pair, or None."""
+    start = None
+    for i, line in enumerate(lines):
+        w = line.split()
+        if w[:2] == ["ice", "checking"] and start is None:
+            start = float(w[2])
+        elif w[:1] == ["ice"] and w[1] in ("connected", "completed") and start is not None \
+                and i + 1 < len(lines):
+            p = lines[i + 1].split()
+            if p[:1] == ["pair"] and "relay" not in p[1:3]:
+                return float(w[2]) - start
+    return None
+
+
 def path_of(pair):
     """('host'|'direct'|'relay', "ltype/rtype") of a 'pair' line's match."""
     lt, rt = pair.group(1), pair.group(2)
@@ -433,8 +448,10 @@ class Case:
     """One connection between two hosts, and what RFC 4787 reasoning says it must do."""
 
     def __init__(self, name, a, b, expect, why, servers=None, needs=(), send=(20, 1200),
-                 impair=None, open_timeout=15.0, group="special"):
+                 impair=None, open_timeout=15.0, group="special", rtt_ms=None):
         self.name, self.a, self.b = name, a, b
+        self.rtt_ms = rtt_ms  # the round trip the impairment makes, to count checks in
+        self.direct_ms = None  # from ICE checking to the first direct pair in use
         self.expect, self.why = expect, why
         self.servers = ALL_SERVERS if servers is None else servers
         self.needs = needs
@@ -502,6 +519,7 @@ def drive_case(lab, args, case, room, peers):
     if not pair:
         return False, "no selected pair", "no-pair"
     kind, types = path_of(pair)
+    case.direct_ms = checking_to_direct(off.lines)
     switched = ""
     if first and path_of(first)[1] != types:
         switched = "; %s used first, until nomination" % path_of(first)[1]
@@ -594,6 +612,11 @@ def make_cases(full):
     # 1.2 * MSS / (RTT * sqrt(p)), 25 KB/s); 1 MiB for the single impairments.
     bulk = (64, 4096)
     cases += [
+        Case("first checks dropped by filtering NATs: apdf-a x apdf-b, 100 ms delay on one link",
+             "apdf-a", "apdf-b", "direct", "both EIM: direct; each side's first check is dropped "
+             "by the other's filter, which the crossing check opens (RFC 8445 triggered checks: "
+             "one round trip, not a retransmission timeout)", needs=("srflx",),
+             impair=(["apdf-a"], ["--delay", "100"]), rtt_ms=200),
         Case("impaired (10% loss both ways, 100 ms delay, reordering): public-a x public-b",
              "public-a", "public-b", "host", "both public: host; loss and delay must not "
              "change the choice, and a reliable channel loses nothing", send=bulk,
@@ -762,6 +785,12 @@ def print_matrix(rep, cases, full):
               and not c.impair and c.open_ms is not None]
     relay = [c for c in cases if c.result and c.result[1] and c.expect == "relay"
              and not c.impair and c.open_ms is not None]
+    for c in cases:
+        if c.rtt_ms and c.direct_ms is not None:
+            rep.out("# aim: a dropped check costs one round trip: %s: ICE checking to the direct "
+                    "pair in %.0f ms, %.1f round trips of %d ms (an upper bound: it includes "
+                    "gathering the srflx candidate across the delay and trickling it)" % (
+                        c.name, c.direct_ms, c.direct_ms / c.rtt_ms, c.rtt_ms))
     blocked = [c for c in relay if "udpblock" in c.a + c.b]
     for label, group, aim in (("direct", direct, 200), ("relayed", relay, 500),
                               ("UDP-blocked (TURN over TCP/TLS)", blocked, 1000)):
