@@ -48,6 +48,31 @@
 #define SCTP_CHECKSUM_OFFSET 8
 /* Longest an outgoing stream reset waits for our data to be acknowledged (issue_resets). */
 #define RESET_MAX_WAIT_US TERN_SEC(1)
+/*
+ * The SACK policy (see note_data_packet). RFC 4960 §6.2 asks for a SACK for at least every
+ * second packet, within 200 ms; we start there and, while DATA keeps coming, acknowledge less
+ * often, up to every 16th packet: a third of all datagrams were SACKs, each costing a DTLS
+ * record and a system call on both sides. A SACK that the delayed-SACK timer had to send means
+ * the stream paused, so the association goes back to every second packet; and if DATA comes
+ * right after it, the sender was waiting for that SACK (a peer whose bursts are limited, as
+ * usrsctp's default SCTP_MAX_BURST 4 limits Firefox's), so that level is not tried again for a
+ * long while (SACK_CEILING_RECOVERY_PACKETS).
+ */
+#define SACK_DELAY_MS 20
+#define SACK_FREQ_MIN 2
+#define SACK_FREQ_MAX 16
+/* DATA packets received at one level before trying the next. */
+#define SACK_RAMP_PACKETS 128
+/* DATA this soon after a timer's SACK means the sender waited for it. */
+#define SACK_STALL_WINDOW_US TERN_MS(50)
+/* A sender that was only descheduled (a busy machine) looks the same as one that waited, so a
+ * lowered ceiling is raised again after this many DATA packets (~75 MB): a sender that really
+ * starves at that level then loses one delayed-SACK wait per 75 MB. */
+#define SACK_CEILING_RECOVERY_PACKETS 65536
+/* usrsctp's SCTP_MAX_BURST default of 4 clamps the congestion window to what is in flight plus
+ * 4 packets after each send, which starves a peer that acknowledges every 16th packet. 32 is
+ * room for two such SACKs, far below the transmit queue (TXQ_ENTRIES). */
+#define DEFAULT_MAX_BURST 32
 /* Smallest IPv4 datagram every host accepts (RFC 791); an SCTP MTU below it is a mistake. */
 #define MIN_MTU 576
 
@@ -106,6 +131,14 @@ struct tern_sctp {
     uint32_t sacked_cum; /* Cumulative TSN Ack of our last SACK */
     bool sack_known;
 
+    /* SACK policy (note_data_packet) */
+    uint8_t sack_freq;        /* acknowledge every sack_freq-th DATA packet */
+    uint8_t sack_ceiling;     /* the highest level that did not starve the sender */
+    uint8_t sack_timer_level; /* sack_freq when the timer sent a SACK; 0: it did not */
+    uint32_t sack_calm;       /* DATA packets since the level last changed */
+    uint32_t sack_capped;     /* DATA packets since the ceiling was last lowered */
+    tern_time_t sack_timer_at;
+
     /* queues */
     tern_txq_t txq;
 
@@ -130,6 +163,7 @@ static struct {
     bool ticked;
     tern_time_t last_tick;
     bool in_tick;
+    tern_time_t tick_now; /* the time of the tick being run */
 } g_sctp;
 
 static int flush_tail(struct tern_sctp *s);
@@ -178,6 +212,11 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     if (tern_sctp_wire_sack_cum(out, length, &cum)) {
         s->sacked_cum = cum;
         s->sack_known = true;
+        /* Sent from a tick: the delayed-SACK timer (or a retransmission) sent it. */
+        if (g_sctp.in_tick && s->sack_freq > SACK_FREQ_MIN && !s->sack_timer_level) {
+            s->sack_timer_level = s->sack_freq;
+            s->sack_timer_at = g_sctp.tick_now;
+        }
     }
     s->stats.packets_sent++;
     s->stats.bytes_sent += length;
@@ -319,6 +358,11 @@ static int configure_socket(struct tern_sctp *s)
                                   .spp_flags = SPP_PMTUD_DISABLE,
                                   .spp_pathmtu = s->cfg.mtu - SCTP_COMMON_HEADER};
     const int sndbuf = SNDBUF_BYTES, rcvbuf = RCVBUF_BYTES;
+    struct sctp_sack_info sack = {
+        .sack_assoc_id = SCTP_FUTURE_ASSOC, .sack_delay = SACK_DELAY_MS, .sack_freq = s->sack_freq};
+    struct sctp_assoc_value burst = {.assoc_id = SCTP_FUTURE_ASSOC,
+                                     .assoc_value =
+                                         s->cfg.max_burst ? s->cfg.max_burst : DEFAULT_MAX_BURST};
 
     if ((ret = setopt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof lin, "SO_LINGER")) ||
         (ret = setopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf, "SO_SNDBUF")) ||
@@ -337,6 +381,9 @@ static int configure_socket(struct tern_sctp *s)
         (ret = setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init, "SCTP_INITMSG")) ||
         (ret = setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof pp,
                       "SCTP_PEER_ADDR_PARAMS")) ||
+        (ret =
+             setopt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof sack, "SCTP_DELAYED_SACK")) ||
+        (ret = setopt(s, IPPROTO_SCTP, SCTP_MAX_BURST, &burst, sizeof burst, "SCTP_MAX_BURST")) ||
         (ret = subscribe_events(s)))
         return ret;
     return TERN_OK;
@@ -403,6 +450,8 @@ int tern_sctp_new(tern_ctx_t *ctx, const tern_sctp_config_t *cfg, tern_time_t no
         s->cfg.mtu = TERN_SCTP_DEFAULT_MTU;
     s->now = now;
     s->state = TERN_SCTP_STATE_NEW;
+    s->sack_freq = SACK_FREQ_MIN;
+    s->sack_ceiling = SACK_FREQ_MAX;
     tern_txq_init(&s->txq, ctx, TXQ_ENTRIES);
 
     stack_acquire(ctx, now);
@@ -531,6 +580,45 @@ static void release_held(struct tern_sctp *s)
     tern_free(s->ctx, held);
 }
 
+static void set_sack_freq(struct tern_sctp *s, uint8_t freq)
+{
+    s->sack_calm = 0;
+    if (freq == s->sack_freq)
+        return;
+    struct sctp_sack_info sack = {
+        .sack_assoc_id = SCTP_CURRENT_ASSOC, .sack_delay = SACK_DELAY_MS, .sack_freq = freq};
+    if (setopt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof sack, "SCTP_DELAYED_SACK") == 0)
+        s->sack_freq = freq;
+}
+
+/*
+ * The SACK policy (see SACK_FREQ_MIN), before usrsctp sees a DATA packet: after a timer's SACK,
+ * back to every second packet, and if this packet came right after that SACK, the level it was
+ * sent at starved the sender: cap below it. Otherwise, after SACK_RAMP_PACKETS packets at one
+ * level, try the next. Out-of-order packets are acknowledged at once whatever the level
+ * (RFC 4960 §6.7), so loss recovery does not wait.
+ */
+static void note_data_packet(struct tern_sctp *s)
+{
+    if (s->sack_timer_level) {
+        if (s->now - s->sack_timer_at <= SACK_STALL_WINDOW_US) {
+            uint8_t cap = s->sack_timer_level / 2;
+            s->sack_ceiling = TERN_MAX(cap, SACK_FREQ_MIN);
+            s->sack_capped = 0;
+            TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u peer waited for a SACK: now %u at most",
+                           s->id, s->sack_ceiling);
+        }
+        s->sack_timer_level = 0;
+        set_sack_freq(s, SACK_FREQ_MIN);
+    }
+    if (s->sack_ceiling < SACK_FREQ_MAX && ++s->sack_capped >= SACK_CEILING_RECOVERY_PACKETS) {
+        s->sack_ceiling *= 2;
+        s->sack_capped = 0;
+    }
+    if (++s->sack_calm >= SACK_RAMP_PACKETS && s->sack_freq < s->sack_ceiling)
+        set_sack_freq(s, (uint8_t)TERN_MIN(s->sack_freq * 2, s->sack_ceiling));
+}
+
 int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packet, size_t len)
 {
     if (!s || (!packet && len))
@@ -548,6 +636,8 @@ int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packe
     enter(s, now);
     s->stats.packets_received++;
     s->stats.bytes_received += len;
+    if (s->state == TERN_SCTP_STATE_CONNECTED && tern_sctp_wire_has_data(packet, len))
+        note_data_packet(s);
     size_t off, chunk_len;
     uint32_t tsn;
     if (s->sack_known && tern_sctp_wire_find_reset_request(packet, len, &off, &chunk_len, &tsn) &&
@@ -1116,6 +1206,7 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
     if (elapsed_ms > UINT32_MAX)
         elapsed_ms = UINT32_MAX;
     g_sctp.in_tick = true;
+    g_sctp.tick_now = now;
     usrsctp_handle_timers((uint32_t)elapsed_ms);
     /* A delayed SACK sent by the tick may release a held reset request, and a reset waiting
      * for acknowledgements goes after a while anyway. */

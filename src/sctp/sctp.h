@@ -53,6 +53,12 @@ typedef struct tern_sctp_config {
     /** Largest SCTP packet we send, common header included; 0: TERN_SCTP_DEFAULT_MTU. */
     uint16_t mtu;
     /**
+     * Packets usrsctp may send at once beyond those in flight (SCTP_MAX_BURST, applied through
+     * the congestion window); 0: 32. Tests set usrsctp's own default, 4, to act as a peer that
+     * keeps it (Firefox).
+     */
+    uint16_t max_burst;
+    /**
      * Called when the association has something new to drain (packets, events) because of
      * something that was not a call on it: a global timer tick, or a send buffer that drained.
      * It must only note the owner (put it on a to-drain list); it must not call back into
@@ -266,6 +272,9 @@ bool tern_sctp_wire_find_reset_request(const uint8_t *pkt, size_t len, size_t *c
 
 /** @return true with the Cumulative TSN Ack of the packet's last SACK chunk; false if none. */
 bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum);
+
+/** @return whether the packet holds a DATA chunk (RFC 4960 §3.3.1). */
+bool tern_sctp_wire_has_data(const uint8_t *pkt, size_t len);
 
 /**
  * Copy a packet without one of its chunks (offset and length as found above) into out, which

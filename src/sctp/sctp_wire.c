@@ -4,7 +4,8 @@
  * length, padded to 4 bytes) for the association wrapper to work around a usrsctp behaviour:
  * tern_sctp_wire_find_reset_request finds an Outgoing SSN Reset Request (RFC 6525 §4.1) in an
  * incoming RE-CONFIG chunk, tern_sctp_wire_sack_cum reads the cumulative TSN of an outgoing
- * SACK (RFC 4960 §3.3.4), and tern_sctp_wire_without_chunk copies a packet minus one chunk.
+ * SACK (RFC 4960 §3.3.4), tern_sctp_wire_has_data tells whether a packet carries DATA (for the
+ * SACK policy), and tern_sctp_wire_without_chunk copies a packet minus one chunk.
  * Everything here reads untrusted bytes and is bounds-checked.
  */
 #include "sctp/sctp.h"
@@ -13,6 +14,7 @@
 
 #define COMMON_HEADER 12
 #define CHUNK_HEADER 4
+#define CHUNK_DATA 0        /* RFC 4960 §3.3.1 */
 #define CHUNK_SACK 3        /* RFC 4960 §3.3.4 */
 #define CHUNK_RECONFIG 0x82 /* RFC 6525 §3.1 */
 /* Outgoing SSN Reset Request Parameter (RFC 6525 §4.1): type, length, request sequence,
@@ -86,6 +88,18 @@ bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum)
         }
     }
     return found;
+}
+
+bool tern_sctp_wire_has_data(const uint8_t *pkt, size_t len)
+{
+    if (!pkt || len < COMMON_HEADER)
+        return false;
+    uint8_t type;
+    size_t l;
+    for (size_t off = COMMON_HEADER; next_chunk(pkt, len, off, &type, &l); off += padded(l))
+        if (type == CHUNK_DATA)
+            return true;
+    return false;
 }
 
 size_t tern_sctp_wire_without_chunk(const uint8_t *pkt, size_t len, size_t chunk_off,
