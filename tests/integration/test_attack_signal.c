@@ -51,6 +51,15 @@
 #endif
 #endif
 
+/* How much more a second round of an attack may leave resident than the first: a leak of
+ * what one round holds (a thousand connections, ten thousand messages) is far above this.
+ * ASan's allocator keeps more around. */
+#ifdef UNDER_ASAN
+#define RSS_SLACK (4 * 1024 * 1024)
+#else
+#define RSS_SLACK (1024 * 1024)
+#endif
+
 static tern_ctx_t *ctx;
 static char signal_bin[4096];
 
@@ -728,7 +737,7 @@ static void test_flood(void)
     long rss_after = server_rss(&s);
     printf("# server RSS after the first flood %ld KiB, after the second %ld KiB\n",
            rss_before / 1024, rss_after / 1024);
-    ok(rss_after <= rss_before + 1024 * 1024);
+    ok(rss_after <= rss_before + RSS_SLACK);
     witnesses_free(&w);
     eq_int(server_stop(&s), 0);
 }
@@ -849,7 +858,7 @@ static void test_crowd(void)
     long rss_second = server_rss(&s);
     printf("# server RSS after the first crowd %ld KiB, after the second %ld KiB\n",
            rss_first / 1024, rss_second / 1024);
-    ok(rss_second <= rss_first + 1024 * 1024);
+    ok(rss_second <= rss_first + RSS_SLACK);
 
     /* The same crowd that never upgrades: just connects and leaves. */
     static int fds[CROWD];
