@@ -407,11 +407,19 @@ class Peer:
         return code
 
 
-def peer_argv(args, role, room, servers, extra=()):
-    argv = [args.peer, "--signal", "ws://%s:%d/ws/%s" % (SRV, labnet.SIGNAL_PORT, room), role]
+def server_argv(args, servers):
+    argv = []
     for url in servers:
         argv += ["--ice-server", url]
-    return argv + list(extra)
+    if any(u.startswith("turns:") for u in servers):
+        # The lab's coturn has a self-signed certificate naming its addresses.
+        argv += ["--turn-ca", os.path.join(args.logs, "turn-cert.pem")]
+    return argv
+
+
+def peer_argv(args, role, room, servers, extra=()):
+    return [args.peer, "--signal", "ws://%s:%d/ws/%s" % (SRV, labnet.SIGNAL_PORT, room), role] \
+        + server_argv(args, servers) + list(extra)
 
 
 PAIR_LINE = r"^pair (\S+) (\S+) (\S+) (\S+) (\d+)$"
@@ -448,8 +456,9 @@ class Case:
     """One connection between two hosts, and what RFC 4787 reasoning says it must do."""
 
     def __init__(self, name, a, b, expect, why, servers=None, needs=(), send=(20, 1200),
-                 impair=None, open_timeout=15.0, group="special", rtt_ms=None):
+                 impair=None, open_timeout=15.0, group="special", rtt_ms=None, extra=()):
         self.name, self.a, self.b = name, a, b
+        self.extra = list(extra)  # more netlab_peer options, for both peers
         self.rtt_ms = rtt_ms  # the round trip the impairment makes, to count checks in
         self.direct_ms = None  # from ICE checking to the first direct pair in use
         self.expect, self.why = expect, why
@@ -492,12 +501,12 @@ def run_case(lab, args, case, seq):
 
 def drive_case(lab, args, case, room, peers):
     ans = Peer(lab, case.b, "%s-%s-answer" % (room, case.b),
-               peer_argv(args, "--answer", room, case.servers))
+               peer_argv(args, "--answer", room, case.servers, case.extra))
     peers.append(ans)
     if not ans.expect(r"^joined ", 10):
         return False, "the answering peer did not join the room", "no-join"
     off = Peer(lab, case.a, "%s-%s-offer" % (room, case.a),
-               peer_argv(args, "--offer", room, case.servers))
+               peer_argv(args, "--offer", room, case.servers, case.extra))
     peers.insert(0, off)
     m = off.expect(r"^(open netlab|ice failed|pc failed) ([\d.]+)", case.open_timeout)
     if case.expect == "failed":
@@ -599,6 +608,12 @@ def make_cases(full):
         Case("two homes behind one carrier NAT", "cgn-a", "cgn-a2", "direct",
              "the carrier NAT hairpins (RFC 6888 REQ-9) and both homes are EIM: srflx",
              needs=("srflx",)),
+        Case("TURN over TLS only: udpblock-a x udpblock-b with one turns: server", "udpblock-a",
+             "udpblock-b", "relay", "only TLS to port 5349 gets out of either network: relays "
+             "allocated over TLS on both sides", servers=[TURN_URLS[2]], needs=("relay",)),
+        Case("relay-only policy: eif-a x eif-b", "eif-a", "eif-b", "relay",
+             "iceTransportPolicy relay: no host or srflx candidate may be used, though a direct "
+             "path exists", needs=("relay",), extra=["--relay-only"]),
         Case("no possible path: sym-a x sym-b without STUN or TURN", "sym-a", "sym-b",
              "failed", "host candidates are private and unroutable, and no server is "
              "configured: ICE must say failed", servers=[], open_timeout=60.0),
@@ -718,9 +733,7 @@ def run_cut(lab, args, rep, seq, mend_after, restart=False):
 
 def gather_probe(lab, args, host, servers):
     """Which candidate types the stack gathers from a host. @return the set of types."""
-    argv = [args.peer, "--gather", "--gather-ms", "4000"]
-    for url in servers:
-        argv += ["--ice-server", url]
+    argv = [args.peer, "--gather", "--gather-ms", "4000"] + server_argv(args, servers)
     p = Peer(lab, host, "gather-" + host, argv)
     p.expect(r"^(gathered|gather-timeout|error) ", 8)
     p.finish(quit=False)

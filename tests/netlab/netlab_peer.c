@@ -31,8 +31,11 @@
  *
  * Usage: netlab_peer (--signal ws://HOST:PORT/ws/ROOM (--offer|--answer) | --gather)
  *        [--ice-server URL]... [--disconnected-ms N] [--failed-ms N] [--gather-ms N]
+ *        [--turn-ca PEM] [--relay-only]
  * --ice-server takes SCHEME:[USER:PASS@]HOST:PORT[?transport=udp|tcp] and replaces the room's
- * servers. Ends on "quit", end of input (offering side), SIGTERM or SIGINT, freeing everything.
+ * servers; --turn-ca names the certificates trusted for turns: servers (the lab's self-signed
+ * one), --relay-only sets the W3C iceTransportPolicy "relay". Ends on "quit", end of input
+ * (offering side), SIGTERM or SIGINT, freeing everything.
  */
 #include <tern/signaling.h>
 #include <tern/tern.h>
@@ -485,7 +488,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: netlab_peer (--signal ws://HOST:PORT/ws/ROOM (--offer|--answer) |\n"
                     "       --gather) [--ice-server URL]... [--disconnected-ms N] [--failed-ms N]\n"
-                    "       [--gather-ms N]\n");
+                    "       [--gather-ms N] [--turn-ca PEM] [--relay-only]\n");
     return 2;
 }
 
@@ -542,6 +545,10 @@ int main(int argc, char **argv)
                 return usage();
         } else if (strcmp(argv[i], "--disconnected-ms") == 0 && v) {
             pcfg.ice_disconnected_timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--turn-ca") == 0 && v) {
+            pcfg.turn_tls_ca_file = argv[++i];
+        } else if (strcmp(argv[i], "--relay-only") == 0) {
+            pcfg.ice_transport_policy_relay = true;
         } else if (strcmp(argv[i], "--failed-ms") == 0 && v) {
             pcfg.ice_failed_timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else {
