@@ -865,6 +865,9 @@ def main():
     except LabError as e:
         rep.check(False, "the lab could not be built or run", str(e))
         return 1
+    except SystemExit:
+        rep.out("# stopped by a signal: removing the lab")
+        raise
     finally:
         lab.close()
         labnet.stop_reaper(reaper)
