@@ -61,7 +61,8 @@ typedef struct rfile {
     tern_pc_t *pc;
     tern_dc_t *dc;
     rf_state_t state;
-    char *name; /* checked: printable UTF-8, a relative path */
+    char *name;  /* checked: printable UTF-8, a relative path */
+    char *shown; /* a refused name, quoted for the terminal */
     uint64_t size;
     bool has_expect;
     uint8_t expect[FX_SHA256_LEN]; /* the sha256 of `file`, if the sender gave one */
@@ -229,6 +230,7 @@ static void unlink_rfile(app_t *app, rfile_t *rf)
             break;
         }
     free(rf->name);
+    free(rf->shown);
     free(rf->base);
     free(rf->part);
     free(rf);
@@ -249,7 +251,11 @@ static void fail(rfile_t *rf, bool discard, bool tell_peer, const char *fmt, ...
     tern_time_t now = now_of(app);
     if (tell_peer && rf->dc && tern_dc_state(rf->dc) == TERN_DC_STATE_OPEN)
         fx_send_error(rf->dc, now, why);
-    out_line(app, "failed %s: %s\n", rf->name ? rf->name : "(a file channel)", why);
+    out_line(app, "failed %s: %s\n",
+             rf->name    ? rf->name
+             : rf->shown ? rf->shown
+                         : "(a file channel)",
+             why);
     release(rf, discard);
     rf->state = RF_FAILED;
     app->failed++;
@@ -394,7 +400,8 @@ static void on_file(rfile_t *rf, fx_msg_t *m)
     const char *problem = fx_name_problem(m->name, m->name_len);
     if (problem) {
         fx_quote(m->name, m->name_len, q, sizeof q);
-        fail(rf, false, true, "%s refused: %s", q, problem);
+        rf->shown = strdup(q);
+        fail(rf, false, true, "refused: %s", problem);
         return;
     }
     rf->name = m->name; /* checked: printable, NUL-free */
@@ -623,12 +630,14 @@ static unsigned active_of(const app_t *app, const tern_pc_t *pc)
     return n;
 }
 
-static void refuse_channel(app_t *app, tern_dc_t *dc, const char *why)
+/* A channel refused before it has a file: a flood is counted, its first lines printed. */
+static void refuse_channel(app_t *app, tern_dc_t *dc, const char *why, bool flood)
 {
     tern_time_t now = now_of(app);
     fx_send_error(dc, now, why);
     tern_dc_close(dc, now);
-    if (++app->refused_flood <= FLOOD_LINES)
+    app->failed += !flood;
+    if (!flood || ++app->refused_flood <= FLOOD_LINES)
         out_line(app, "failed (a file channel from %s): %s\n", peer_of(app, tern_dc_pc(dc)), why);
 }
 
@@ -637,19 +646,19 @@ static void on_data_channel(tern_pc_t *pc, void *user, tern_dc_t *dc)
     app_t *app = user;
     const char *proto = tern_dc_protocol(dc);
     if (strcmp(proto, FX_SUBPROTOCOL_V1) == 0) {
-        refuse_channel(app, dc, "unsupported version");
+        refuse_channel(app, dc, "unsupported version", false);
         return;
     }
     if (strcmp(proto, FX_SUBPROTOCOL) != 0 || app->finishing)
         return; /* not a file channel: not ours */
     note_sender(app, pc);
     if (active_of(app, pc) >= RECV_MAX_PER_PEER) {
-        refuse_channel(app, dc, "too many files at once (at most 16 per peer)");
+        refuse_channel(app, dc, "too many files at once (at most 16 per peer)", true);
         return;
     }
     rfile_t *rf = calloc(1, sizeof *rf);
     if (!rf) {
-        refuse_channel(app, dc, "out of memory");
+        refuse_channel(app, dc, "out of memory", false);
         return;
     }
     *rf = (rfile_t){.next = app->files, .app = app, .pc = pc, .dc = dc, .dirfd = -1, .fd = -1};
