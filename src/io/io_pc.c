@@ -3,10 +3,11 @@
  * The pc driver of the loop: tern_loop_add_pc binds one UDP socket per usable local address and
  * hands them to the pc; datagrams read with recvmmsg go to tern_pc_handle_input; after every
  * mutation the pc is drained (CONVENTIONS.md §2 rule 3): transmits are copied into a sendmmsg
- * batch for the socket bound to their source address, events go to the callbacks, and the pc's
- * next deadline moves its heap node. Callbacks may call into any pc and may remove any pc,
- * their own included: a removed entry is never touched again and is freed at the end of the
- * iteration, when no epoll event, batch or stack frame can still point at it.
+ * batch for the socket bound to their source address (runs of same-size datagrams to one
+ * destination leave as one UDP GSO send where the kernel allows it), events go to the callbacks,
+ * and the pc's next deadline moves its heap node. Callbacks may call into any pc and may remove
+ * any pc, their own included: a removed entry is never touched again and is freed at the end of
+ * the iteration, when no epoll event, batch or stack frame can still point at it.
  */
 #include "io/io_loop.h"
 #include "io/io_mdns.h"
@@ -14,12 +15,22 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 /* Datagrams read from one socket per readiness, so one busy socket cannot starve the rest. */
 #define MAX_READS_PER_WAKEUP (4 * TERN_IO_BATCH)
+/* UDP GSO limits: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.9), and the whole send must
+ * fit one IP datagram's 16-bit length with its headers. */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+
+/* Set once the kernel or a device refused UDP GSO: every send goes one datagram at a time. */
+static atomic_bool gso_refused;
 
 /* ---- sockets ---- */
 
@@ -90,12 +101,14 @@ static void log_send_error(tern_loop_t *loop, const tern_io_sock_t *s, int err)
                 (unsigned long long)loop->tx_errors);
 }
 
-void tern_io_pc_flush(tern_loop_t *loop)
+/* Send datagrams [from, to) of the batch one per message. Returns how many were sent (or
+ * dropped as unsendable); fewer than asked when the socket buffer is full. */
+static size_t send_plain(tern_loop_t *loop, size_t from, size_t to)
 {
     tern_io_batch_t *b = &loop->tx;
-    size_t done = 0;
-    while (done < b->count && b->sock->fd >= 0) {
-        int sent = sendmmsg(b->sock->fd, b->msgs + done, (unsigned)(b->count - done), 0);
+    size_t done = from;
+    while (done < to && b->sock->fd >= 0) {
+        int sent = sendmmsg(b->sock->fd, b->msgs + done, (unsigned)(to - done), 0);
         if (sent > 0) {
             done += (size_t)sent;
             loop->tx_datagrams += (size_t)sent;
@@ -110,6 +123,131 @@ void tern_io_pc_flush(tern_loop_t *loop)
             done++;
         }
     }
+    return done - from;
+}
+
+/* sendmmsg vector of one flush with GSO: each message is a run of batch datagrams. */
+typedef struct gso_batch {
+    struct mmsghdr msgs[TERN_IO_BATCH];
+    size_t first[TERN_IO_BATCH]; /* the run's first datagram in the batch */
+    size_t count[TERN_IO_BATCH]; /* datagrams in the run */
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[TERN_IO_BATCH];
+    size_t n;
+} gso_batch_t;
+
+static bool same_destination(const tern_io_batch_t *b, size_t i, size_t j)
+{
+    const struct msghdr *x = &b->msgs[i].msg_hdr, *y = &b->msgs[j].msg_hdr;
+    return x->msg_namelen == y->msg_namelen &&
+           memcmp(x->msg_name, y->msg_name, x->msg_namelen) == 0;
+}
+
+/* How many datagrams from i can go as one GSO send: same destination, every one but the last
+ * exactly the first's size, the last no larger (the kernel cuts at the first's size). */
+static size_t gso_run(const tern_io_batch_t *b, size_t i)
+{
+    size_t seg = b->iov[i].iov_len, total = seg, n = 1;
+    if (seg == 0)
+        return 1;
+    while (i + n < b->count && n < GSO_MAX_SEGMENTS && b->iov[i + n - 1].iov_len == seg) {
+        size_t len = b->iov[i + n].iov_len;
+        if (len == 0 || len > seg || total + len > GSO_MAX_BYTES || !same_destination(b, i, i + n))
+            break;
+        total += len;
+        n++;
+    }
+    return n;
+}
+
+/* One message per run; a run of one is an ordinary datagram. */
+static void build_gso(tern_io_batch_t *b, gso_batch_t *g)
+{
+    g->n = 0;
+    for (size_t i = 0; i < b->count;) {
+        size_t n = gso_run(b, i), m = g->n++;
+        g->first[m] = i;
+        g->count[m] = n;
+        g->msgs[m].msg_hdr = b->msgs[i].msg_hdr;
+        g->msgs[m].msg_hdr.msg_iov = &b->iov[i];
+        g->msgs[m].msg_hdr.msg_iovlen = n;
+        if (n > 1) {
+            /* UDP_SEGMENT (Linux 4.18): the kernel splits the payload into datagrams of this
+             * size, so one pass through the stack sends the whole run. */
+            memset(&g->ctl[m], 0, sizeof g->ctl[m]);
+            g->msgs[m].msg_hdr.msg_control = g->ctl[m].buf;
+            g->msgs[m].msg_hdr.msg_controllen = sizeof g->ctl[m].buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&g->msgs[m].msg_hdr);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = (uint16_t)b->iov[i].iov_len;
+            memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        }
+        i += n;
+    }
+}
+
+/*
+ * A GSO send failed. EIO: the device cannot checksum it (the kernel's condition for GSO);
+ * ENOPROTOOPT/EOPNOTSUPP: a kernel without UDP_SEGMENT. Both hold for every later send too, so
+ * GSO is given up for the process. Others (EINVAL for a segment over the path MTU, EMSGSIZE)
+ * concern this run only. Either way the run goes again one datagram at a time.
+ */
+static void note_gso_refused(tern_loop_t *loop, int err)
+{
+    if (err != EIO && err != ENOPROTOOPT && err != EOPNOTSUPP)
+        return;
+    if (!atomic_exchange_explicit(&gso_refused, true, memory_order_relaxed))
+        TERN_LOG_INFO(loop->ctx, "io",
+                      "loop %u: UDP GSO refused (%s), sending datagrams one by one", loop->id,
+                      strerror(err));
+}
+
+/* Send the batch as runs. Returns how many datagrams were sent or dropped as unsendable. */
+static size_t send_gso(tern_loop_t *loop)
+{
+    tern_io_batch_t *b = &loop->tx;
+    gso_batch_t g;
+    build_gso(b, &g);
+    size_t m = 0, done = 0;
+    while (m < g.n && b->sock->fd >= 0) {
+        int sent = sendmmsg(b->sock->fd, g.msgs + m, (unsigned)(g.n - m), 0);
+        if (sent > 0) {
+            size_t n = 0;
+            for (int k = 0; k < sent; k++, m++)
+                n += g.count[m];
+            done += n;
+            loop->tx_datagrams += n;
+            continue;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
+            break;
+        if (g.count[m] > 1)
+            note_gso_refused(loop, err);
+        /* One datagram at a time: what cannot go is logged and dropped as before. */
+        size_t n = send_plain(loop, g.first[m], g.first[m] + g.count[m]);
+        done += n;
+        if (n < g.count[m])
+            break;
+        m++;
+    }
+    return done;
+}
+
+void tern_io_pc_flush(tern_loop_t *loop)
+{
+    tern_io_batch_t *b = &loop->tx;
+    size_t done = 0;
+    if (b->count > 1 && !atomic_load_explicit(&gso_refused, memory_order_relaxed))
+        done = send_gso(loop);
+    else if (b->count > 0)
+        done = send_plain(loop, 0, b->count);
     loop->tx_dropped_full += b->count - done;
     b->count = 0;
     b->sock = NULL;
