@@ -7,7 +7,9 @@
 //
 //   const h = new TernSha256(); h.update(uint8array); ...; h.hex()  // 64 hex digits
 //
-// update takes Uint8Array or ArrayBuffer; digest() / hex() end the computation.
+// update takes Uint8Array or ArrayBuffer; digest() / hex() end the computation. clone() copies
+// a running hash: a transfer takes the digest of a prefix (FILE-PROTOCOL.md, resume) with
+// h.clone().hex() and goes on hashing h.
 'use strict';
 
 class TernSha256 {
@@ -96,6 +98,16 @@ class TernSha256 {
 
   hex() {
     return Array.from(this.digest(), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  clone() {
+    const c = new TernSha256();
+    c.h.set(this.h);
+    c.block.set(this.block);
+    c.used = this.used;
+    c.length = this.length;
+    c.done = this.done ? this.done.slice() : null;
+    return c;
   }
 
   static hex(data) {

@@ -3,8 +3,10 @@
 // The tern demo page: joins a room of tern-signal (signaling protocol v1) and connects one
 // RTCPeerConnection to every other peer of the room: browsers, tern-echo, tern-chat, any
 // client of the library. It shows the peers with their connection state and the selected
-// candidate pair (getStats), a chat (channel "chat"), and file transfers with progress (one
-// channel per file, FILE-PROTOCOL.md), each checked by SHA-256.
+// candidate pair (getStats), a chat (channel "chat"), and file transfers with progress, both
+// ways, with tern-send and tern-recv too (FILE-PROTOCOL.md version 2: one channel per file,
+// SHA-256 checked, resume after an interruption: an incoming file cut off is kept in memory
+// for the page's life, so that the sender's next try continues after it).
 //
 // URL parameters:
 //   ?room=NAME        the room (default "demo"); [A-Za-z0-9_.-], 1 to 64 characters
@@ -27,8 +29,9 @@
 //                                ordered, maxRetransmits, maxPacketLifeTime, negotiated,
 //                                bufferedAmount, local, received}],
 //                                transfers: [{id, direction, peer, name, size, bytes, sha256,
-//                                remoteSha256, state: 'sending'|'receiving'|'waiting'|'done'|
-//                                'failed', ok, error}], errors: [text...]}
+//                                remoteSha256, resumedFrom, state: 'queued'|'sending'|
+//                                'receiving'|'waiting'|'done'|'failed', ok, error}],
+//                                errors: [text...]}
 //                                (also kept as JSON in <pre id="status-json"> and as
 //                                document.body.dataset.state)
 //   tern.waitPeer(id?, ms?)      Promise -> peer id, once that peer (or any) is 'connected'
@@ -43,9 +46,12 @@
 //                                {text} or {base64, size}; rejects on timeout (default 20 s)
 //   tern.closeChannel(handle), tern.hangUp(peer), tern.leave()
 //   tern.sendFile(peer, file)    file: a File/Blob, or {name, data: ArrayBuffer|typed array|
-//                                {base64}}; Promise -> {name, size, sha256, remoteSha256, ok}
-//                                when the receiver answered (with tern-echo: the page checked
-//                                the echoed copy)
+//                                {base64}}; Promise -> {name, size, sha256, remoteSha256,
+//                                resumedFrom, ok, error?} when the receiver answered (with
+//                                tern-echo: the page checked the echoed copy); at most 4 at
+//                                once per peer, the others wait (state 'queued')
+//   tern.fileSha256(transferId)  Promise -> hex SHA-256 of a received file's bytes as saved
+//                                (its download link), by crypto.subtle when the page has it
 //   tern.sha256(bytes)           hex SHA-256 of an ArrayBuffer/typed array
 //   tern.log                     the event log, newest last (strings)
 //   tern.onevent                 optional function(kind, detail) called for every log entry
@@ -53,10 +59,17 @@
 
 (() => {
   const params = new URLSearchParams(location.search);
-  const FILE_PROTOCOL = 'tern-file/1';
-  const CHUNK = 16384;
-  const HIGH_WATER = 1 << 20;
+  const FILE_PROTOCOL = 'tern-file/2';
+  const CHUNK = 65536;          // the largest binary message of the protocol
+  const BLOCK = 1 << 20;        // read from the file this much at a time
+  const HIGH_WATER = 1 << 20;   // flow control: stop above, go on at the low-water event
   const LOW_WATER = 256 << 10;
+  const MAX_TEXT = 65536;
+  const PART_SUFFIX = '.tern-part';
+  const SEND_PARALLEL = 4;
+  const ACCEPT_WAIT_MS = 600000; // the receiver may hash a long prefix before its accept
+  const MAX_PARTIALS = 4;        // interrupted receptions kept for a resume ...
+  const MAX_PARTIAL_BYTES = 512 << 20; // ... and their bytes
   // With an echoing peer, the bytes sent and not yet echoed back (FILE-PROTOCOL.md, Echo).
   const ECHO_WINDOW = 4 << 20;
   const DEFAULT_WAIT_MS = 20000;
@@ -75,6 +88,7 @@
     channels: new Map(), // handle -> channel record
     nextHandle: 1,
     transfers: [],
+    partials: new Map(), // name + size -> {parts, bytes, hash} of interrupted receptions
     nextTransfer: 1,
     errors: [],
     log: [],
@@ -260,6 +274,8 @@
       selected: null,
       statsTimer: null,
       chatTimer: null,
+      sending: 0,         // file transfers to this peer under way (at most SEND_PARALLEL)
+      slotWaiters: [],
     };
     st.peers.set(id, peer);
     pc.onicecandidate = (e) => {
@@ -376,9 +392,11 @@
     clearTimeout(peer.chatTimer);
     for (const ch of st.channels.values()) if (ch.peer === id && ch.dc.readyState !== 'closed') ch.dc.close();
     peer.pc.close();
-    for (const t of st.transfers)
-      if (t.peer === id && (t.state === 'sending' || t.state === 'receiving' || t.state === 'waiting'))
-        endTransfer(t, false, 'the peer left');
+    for (const t of st.transfers) {
+      if (t.peer !== id || isOver(t)) continue;
+      keepPartial(t);
+      endTransfer(t, false, 'the peer left');
+    }
     note('peer', `${id}: connection closed`);
     changed();
   }
@@ -412,7 +430,7 @@
   function adoptChannel(peer, dc, local) {
     dc.binaryType = 'arraybuffer';
     const ch = { handle: st.nextHandle++, peer: peer.id, peerObj: peer, dc, local, queue: [],
-                 received: 0, incoming: null, outgoing: null };
+                 received: 0, incoming: null, outgoing: null, accept: null };
     st.channels.set(ch.handle, ch);
     if (dc.label === 'chat' && !peer.chat) peer.chat = ch;
     dc.onopen = () => {
@@ -423,8 +441,10 @@
     dc.onclose = () => {
       note('channel', `${peer.id} "${dc.label}" closed`);
       if (peer.chat === ch) peer.chat = null;
+      // An incoming file cut off keeps what it has, for the sender's next try (resume).
+      if (ch.incoming && !isOver(ch.incoming)) keepPartial(ch.incoming);
       for (const t of [ch.incoming, ch.outgoing])
-        if (t && t.state !== 'done' && t.state !== 'failed') endTransfer(t, false, 'the channel closed');
+        if (t && !isOver(t)) endTransfer(t, false, 'the channel closed');
       changed();
     };
     dc.onmessage = (e) => onChannelMessage(peer, ch, e.data);
@@ -469,27 +489,73 @@
     chatLine(st.id || 'me', sent ? text : `${text}   (nobody to send it to yet)`);
   }
 
-  // ---- files (FILE-PROTOCOL.md) ----
+  // ---- files (FILE-PROTOCOL.md, version 2) ----
 
   function newTransfer(direction, peer, name, size) {
     const t = { id: st.nextTransfer++, direction, peer, name, size, bytes: 0, sha256: null,
-                remoteSha256: null, state: direction === 'send' ? 'sending' : 'receiving', ok: null,
-                error: null, blobUrl: null, resolve: null, reject: null, parts: null, hash: null };
+                remoteSha256: null, resumedFrom: 0, phase: null,
+                state: direction === 'send' ? 'queued' : 'receiving', ok: null, error: null,
+                blobUrl: null, resolve: null, parts: null, hash: null, expected: null, echo: false };
     st.transfers.push(t);
     changed();
     return t;
   }
 
+  const isOver = (t) => t.state === 'done' || t.state === 'failed';
+
   function endTransfer(t, ok, error, remoteSha) {
-    if (t.state === 'done' || t.state === 'failed') return;
+    if (isOver(t)) return;
     t.state = ok ? 'done' : 'failed';
     t.ok = ok;
     t.error = error || null;
     if (remoteSha) t.remoteSha256 = remoteSha;
     note('file', `${t.direction} "${t.name}" ${ok ? 'ok' : `failed: ${error}`}`);
-    if (ok && t.resolve) t.resolve({ name: t.name, size: t.size, sha256: t.sha256, remoteSha256: t.remoteSha256, ok: true });
-    if (!ok && t.resolve) t.resolve({ name: t.name, size: t.size, sha256: t.sha256, remoteSha256: t.remoteSha256, ok: false, error });
+    if (t.resolve) {
+      t.resolve({ name: t.name, size: t.size, sha256: t.sha256, remoteSha256: t.remoteSha256,
+                  resumedFrom: t.resumedFrom, ok, ...(ok ? {} : { error }) });
+    }
     changed();
+  }
+
+  // A name from the peer is never a path here either (FILE-PROTOCOL.md, Names): the same
+  // rules as tern-recv, so that both refuse the same senders.
+  function nameProblem(name) {
+    if (typeof name !== 'string' || name === '') return 'the name is empty';
+    if (new TextEncoder().encode(name).length > 4096) return 'the name is longer than 4096 bytes';
+    if (name[0] === '/') return 'the name is an absolute path';
+    if (/[\u0000-\u001f\u007f]/.test(name)) return 'the name has a control character';
+    if (name.includes('\\')) return 'the name has a backslash';
+    if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name))
+      return 'the name is not UTF-8';
+    const parts = name.split('/');
+    for (const c of parts) {
+      if (c === '') return 'the name has an empty component';
+      if (c === '.') return 'a component is "."';
+      if (c === '..') return 'a component is ".."';
+      if (new TextEncoder().encode(c).length > 255) return 'a component is longer than 255 bytes';
+      if (c.endsWith(PART_SUFFIX)) return `a component ends in ${PART_SUFFIX} (the receiver's partial files)`;
+    }
+    if (parts.length > 64) return 'the name has more than 64 components';
+    return null;
+  }
+
+  const isHash = (h) => typeof h === 'string' && /^[0-9a-fA-F]{64}$/.test(h);
+  const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
+  const partialKey = (name, size) => `${name}\n${size}`;
+
+  // What an interrupted incoming transfer received, kept (in memory, for this page's life) so
+  // that the sender's next offer of that name and size resumes after it.
+  function keepPartial(t) {
+    if (t.direction !== 'receive' || t.echo || !t.parts || t.bytes === 0 || t.bytes >= t.size) return;
+    st.partials.set(partialKey(t.name, t.size), { parts: t.parts, bytes: t.bytes, hash: t.hash });
+    let total = 0;
+    for (const p of st.partials.values()) total += p.bytes;
+    for (const [key, p] of st.partials) {
+      if (st.partials.size <= MAX_PARTIALS && total <= MAX_PARTIAL_BYTES) break;
+      st.partials.delete(key);
+      total -= p.bytes;
+    }
+    note('file', `kept ${formatBytes(t.bytes)} of "${t.name}" for a resume`);
   }
 
   function waitLow(dc) {
@@ -517,20 +583,38 @@
     return source.subarray(offset, offset + length);
   }
 
+  // At most SEND_PARALLEL files to one peer at once (tern-recv refuses past 16).
+  async function takeSlot(peer) {
+    while (peer.sending >= SEND_PARALLEL) await new Promise((r) => peer.slotWaiters.push(r));
+    peer.sending++;
+    return () => {
+      peer.sending--;
+      const next = peer.slotWaiters.shift();
+      if (next) next();
+    };
+  }
+
+  // Hash the first `length` bytes of the source (the prefix the receiver says it holds).
+  async function hashPrefix(source, length) {
+    const h = new TernSha256();
+    for (let off = 0; off < length; off += BLOCK) h.update(await readBlock(source, off, Math.min(BLOCK, length - off)));
+    return h;
+  }
+
   async function sendFile(peerId, file) {
     const peer = st.peers.get(peerId);
     if (!peer) throw new Error(`no peer ${peerId}`);
     const isBlob = file instanceof Blob;
     const source = isBlob ? file : toBytes(file.data);
-    const name = (file.name || 'file').replace(/^.*[\\/]/, '');
+    const name = (file.name || 'file').replace(/^.*[\\/]/, '') || 'file';
     const size = isBlob ? file.size : source.length;
     const t = newTransfer('send', peerId, name, size);
     const result = new Promise((resolve) => { t.resolve = resolve; });
+    const release = await takeSlot(peer);
+    result.then(release);
     try {
-      // Hash first: the metadata carries the SHA-256.
-      const h = new TernSha256();
-      for (let off = 0; off < size; off += 1 << 20) h.update(await readBlock(source, off, 1 << 20));
-      t.sha256 = h.hex();
+      if (isOver(t)) return result;
+      t.state = 'sending';
       const ch = adoptChannel(peer, peer.pc.createDataChannel('file', { protocol: FILE_PROTOCOL }), true);
       ch.outgoing = t;
       const dc = ch.dc;
@@ -538,20 +622,44 @@
       await waitFor(() => (dc.readyState === 'open' ? true : dc.readyState === 'closed' ? false : undefined),
                     DEFAULT_WAIT_MS, 'the file channel');
       if (dc.readyState !== 'open') throw new Error('the file channel did not open');
-      dc.send(JSON.stringify({ type: 'file', version: 1, name, size, sha256: t.sha256,
-                               mime: (isBlob && file.type) || '' }));
-      for (let off = 0; off < size; off += 1 << 20) {
-        const block = await readBlock(source, off, 1 << 20);
+      dc.send(JSON.stringify({ type: 'file', version: 2, name, size, mime: (isBlob && file.type) || '' }));
+      // The receiver says how much it has (it may hash a long prefix first: wait long).
+      t.phase = 'offered';
+      const accept = await waitFor(() => (ch.accept ? ch.accept : isOver(t) || dc.readyState !== 'open' ? null : undefined),
+                                   ACCEPT_WAIT_MS, 'the receiver\'s accept');
+      if (!accept) throw new Error(t.error || 'the channel closed before accept');
+      let hash = new TernSha256();
+      let start = 0;
+      if (accept.offset > 0) {
+        // Our own prefix, hashed anyway for the whole file's hash, must equal theirs.
+        hash = await hashPrefix(source, accept.offset);
+        if (hash.clone().hex() === accept.sha256.toLowerCase()) {
+          start = accept.offset;
+        } else {
+          note('file', `"${name}": the receiver's ${accept.offset} bytes differ from ours, sending it all`);
+          hash = new TernSha256();
+        }
+      }
+      t.resumedFrom = start;
+      t.bytes = start;
+      t.phase = 'streaming';
+      dc.send(JSON.stringify({ type: 'start', offset: start }));
+      for (let off = start; off < size; off += BLOCK) {
+        const block = await readBlock(source, off, Math.min(BLOCK, size - off));
+        hash.update(block);
         for (let i = 0; i < block.length; i += CHUNK) {
           await waitLow(dc);
           await waitEcho(ch, t);
+          if (isOver(t)) return result; // refused meanwhile
           dc.send(block.subarray(i, i + CHUNK));
           t.bytes += Math.min(CHUNK, block.length - i);
         }
         changed();
       }
-      dc.send(JSON.stringify({ type: 'end' }));
+      t.sha256 = hash.hex();
+      dc.send(JSON.stringify({ type: 'end', sha256: t.sha256 }));
       t.state = 'waiting';
+      t.phase = 'ended';
       changed();
     } catch (err) {
       endTransfer(t, false, err.message || String(err));
@@ -559,62 +667,125 @@
     return result;
   }
 
-  function onFileMessage(peer, ch, data) {
-    if (typeof data !== 'string') {
-      const t = ch.incoming;
-      if (!t || t.state !== 'receiving') return fileError(ch, 'bytes before the file message');
-      const bytes = new Uint8Array(data);
-      if (t.bytes + bytes.length > t.size) return fileError(ch, 'more bytes than announced');
-      t.hash.update(bytes);
-      t.parts.push(bytes);
-      t.bytes += bytes.length;
-      if (t.bytes === t.size || (t.bytes & 0x3ffff) < CHUNK) changed();
-      return;
+  function onFileOffer(peer, ch, msg) {
+    if (ch.incoming) return fileError(ch, 'a second file on one channel');
+    if (msg.version !== 2) return fileError(ch, 'unsupported version');
+    const problem = nameProblem(msg.name);
+    if (problem) return fileError(ch, `refused: ${problem}`);
+    if (!isCount(msg.size)) return fileError(ch, 'file without a size from 0 to 2^53-1');
+    if (msg.sha256 !== undefined && !isHash(msg.sha256)) return fileError(ch, 'sha256 is not 64 hex digits');
+    const t = newTransfer('receive', peer.id, msg.name, msg.size);
+    t.expected = msg.sha256 ? msg.sha256.toLowerCase() : null;
+    t.mime = typeof msg.mime === 'string' ? msg.mime : '';
+    t.echo = !!ch.outgoing; // our own stream, returned by an echo: nothing to resume
+    ch.incoming = t;
+    const key = partialKey(msg.name, msg.size);
+    const kept = t.echo ? null : st.partials.get(key);
+    st.partials.delete(key);
+    t.parts = kept ? kept.parts : [];
+    t.hash = kept ? kept.hash : new TernSha256();
+    t.bytes = kept ? kept.bytes : 0;
+    t.phase = 'accepted';
+    ch.dc.send(JSON.stringify({ type: 'accept', offset: t.bytes, sha256: t.hash.clone().hex() }));
+    changed();
+  }
+
+  function onFileStart(ch, msg) {
+    const t = ch.incoming;
+    if (!t || t.phase !== 'accepted' || isOver(t)) return fileError(ch, 'start out of turn');
+    if (msg.offset === 0 && t.bytes > 0) {
+      // The sender's prefix differs from what we kept: start over.
+      t.parts = [];
+      t.hash = new TernSha256();
+      t.bytes = 0;
+    } else if (msg.offset !== t.bytes) {
+      return fileError(ch, `start at ${msg.offset}, but we accepted from ${t.bytes}`);
     }
+    t.resumedFrom = t.bytes;
+    t.phase = 'receiving';
+    if (t.bytes > 0) note('file', `"${t.name}" resumed at ${t.bytes}`);
+    changed();
+  }
+
+  function onFileEnd(ch, msg) {
+    const t = ch.incoming;
+    if (!t || t.phase !== 'receiving' || isOver(t)) return fileError(ch, 'end out of turn');
+    if (!isHash(msg.sha256)) return fileError(ch, 'end without a sha256 of 64 hex digits');
+    t.sha256 = t.hash.hex();
+    const theirs = msg.sha256.toLowerCase();
+    const complete = t.bytes === t.size;
+    const ok = complete && t.sha256 === theirs && (!t.expected || t.expected === t.sha256);
+    const why = ok ? null : complete ? 'SHA-256 mismatch' : 'fewer bytes than announced';
+    if (ch.dc.readyState === 'open')
+      ch.dc.send(JSON.stringify({ type: 'done', ok, size: t.bytes, sha256: t.sha256, ...(why ? { message: why } : {}) }));
+    if (ok && !t.echo) t.blobUrl = URL.createObjectURL(new Blob(t.parts, { type: t.mime || 'application/octet-stream' }));
+    t.parts = null;
+    t.phase = 'ended';
+    if (ch.outgoing) ch.outgoing.remoteSha256 = t.sha256;
+    endTransfer(t, ok, why, theirs);
+  }
+
+  function onFileBytes(ch, data) {
+    const t = ch.incoming;
+    if (!t || t.phase !== 'receiving' || isOver(t)) return fileError(ch, 'bytes before start');
+    const bytes = new Uint8Array(data);
+    if (t.bytes + bytes.length > t.size) {
+      t.parts = null; // damaged: nothing kept
+      return fileError(ch, `more bytes than the ${t.size} announced`);
+    }
+    t.hash.update(bytes);
+    t.parts.push(bytes);
+    t.bytes += bytes.length;
+    if (t.bytes === t.size || (t.bytes & 0x3ffff) < bytes.length) changed();
+  }
+
+  function onFileMessage(peer, ch, data) {
+    if (typeof data !== 'string') return onFileBytes(ch, data);
+    if (data.length > MAX_TEXT) return fileError(ch, `a text message longer than ${MAX_TEXT} bytes`);
     let msg;
     try { msg = JSON.parse(data); } catch (e) { return fileError(ch, 'text that is not JSON'); }
-    switch (msg && msg.type) {
-    case 'file': {
-      if (ch.incoming) return fileError(ch, 'a second file on one channel');
-      if (msg.version !== 1) return fileError(ch, 'unsupported version');
-      if (!Number.isSafeInteger(msg.size) || msg.size < 0 || typeof msg.sha256 !== 'string')
-        return fileError(ch, 'bad file message');
-      const name = String(msg.name || 'file').replace(/^.*[\\/]/, '') || 'file';
-      const t = newTransfer('receive', peer.id, name, msg.size);
-      t.expected = msg.sha256.toLowerCase();
-      t.mime = typeof msg.mime === 'string' ? msg.mime : '';
-      t.hash = new TernSha256();
-      t.parts = [];
-      t.echo = !!ch.outgoing; // our own stream, returned by an echo
-      ch.incoming = t;
-      return;
-    }
-    case 'end': {
-      const t = ch.incoming;
-      if (!t || t.state !== 'receiving') return fileError(ch, 'end without a file');
-      t.sha256 = t.hash.hex();
-      const ok = t.bytes === t.size && t.sha256 === t.expected;
-      if (ch.dc.readyState === 'open')
-        ch.dc.send(JSON.stringify({ type: 'done', ok, size: t.bytes, sha256: t.sha256 }));
-      if (ok && !t.echo) t.blobUrl = URL.createObjectURL(new Blob(t.parts, { type: t.mime || 'application/octet-stream' }));
-      t.parts = null;
-      if (ch.outgoing) ch.outgoing.remoteSha256 = t.sha256;
-      endTransfer(t, ok, ok ? null : 'size or SHA-256 mismatch', t.expected);
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string')
+      return fileError(ch, 'a JSON message without a string type');
+    // Each half of a channel sees only the other direction's types (FILE-PROTOCOL.md, Echo).
+    switch (msg.type) {
+    case 'file': return onFileOffer(peer, ch, msg);
+    case 'start':
+      if (!isCount(msg.offset)) return fileError(ch, 'offset is not an integer from 0 to 2^53-1');
+      return onFileStart(ch, msg);
+    case 'end': return onFileEnd(ch, msg);
+    case 'accept': {
+      const t = ch.outgoing;
+      if (!t || ch.accept || t.phase !== 'offered') return;
+      if (!isCount(msg.offset) || msg.offset > t.size || (msg.offset > 0 && !isHash(msg.sha256))) {
+        ch.dc.send(JSON.stringify({ type: 'error', message: 'a bad accept' }));
+        endTransfer(t, false, 'the receiver sent a bad accept');
+        ch.dc.close();
+        return;
+      }
+      ch.accept = { offset: msg.offset, sha256: msg.sha256 || '' };
+      changed();
       return;
     }
     case 'done': {
       const t = ch.outgoing;
-      if (!t) return;
+      if (!t || isOver(t)) return;
       const ok = !!msg.ok && msg.sha256 === t.sha256;
-      endTransfer(t, ok, ok ? null : msg.ok ? 'SHA-256 mismatch' : 'the receiver found it damaged',
+      endTransfer(t, ok, ok ? null : msg.ok ? 'SHA-256 mismatch' : `the receiver found it damaged${msg.message ? `: ${msg.message}` : ''}`,
                   typeof msg.sha256 === 'string' ? msg.sha256 : null);
       ch.dc.close(); // the sender closes (FILE-PROTOCOL.md)
       return;
     }
     case 'error': {
-      const t = ch.outgoing || ch.incoming;
-      if (t) endTransfer(t, false, `the peer said: ${msg.message}`);
-      if (ch.outgoing) ch.dc.close();
+      const text = `the peer said: ${typeof msg.message === 'string' ? msg.message : 'error'}`;
+      if (ch.outgoing && !isOver(ch.outgoing)) {
+        endTransfer(ch.outgoing, false, text);
+        ch.dc.close();
+      }
+      // The sender gave up: what we have stays for a resume.
+      if (ch.incoming && !isOver(ch.incoming)) {
+        keepPartial(ch.incoming);
+        endTransfer(ch.incoming, false, text);
+      }
       return;
     }
     default:
@@ -625,8 +796,8 @@
   function fileError(ch, text) {
     if (ch.dc.readyState === 'open') ch.dc.send(JSON.stringify({ type: 'error', message: text }));
     const t = ch.incoming;
-    if (t) endTransfer(t, false, text);
-    else fail(`file channel: ${text}`);
+    if (t && !isOver(t)) endTransfer(t, false, text);
+    else if (!t) fail(`file channel: ${text}`);
   }
 
   // ---- status and rendering ----
@@ -648,7 +819,8 @@
     }));
     const transfers = st.transfers.map((t) => ({
       id: t.id, direction: t.direction, peer: t.peer, name: t.name, size: t.size, bytes: t.bytes,
-      sha256: t.sha256, remoteSha256: t.remoteSha256, state: t.state, ok: t.ok, error: t.error,
+      sha256: t.sha256, remoteSha256: t.remoteSha256, resumedFrom: t.resumedFrom, state: t.state,
+      ok: t.ok, error: t.error,
     }));
     return { state: st.state, id: st.id, room: st.room, role: st.role, closeCode: st.closeCode,
              closeReason: st.closeReason, peers, channels: [...st.channels.values()].map(channelInfo),
@@ -703,12 +875,13 @@
       const bar = el('progress');
       bar.max = t.size || 1;
       bar.value = t.size ? t.bytes : 1;
-      li.append(bar, el('span', null, ` ${t.state}${t.error ? `: ${t.error}` : ''}`));
+      const resumed = t.resumedFrom ? ` (resumed at ${formatBytes(t.resumedFrom)})` : '';
+      li.append(bar, el('span', null, ` ${t.state}${resumed}${t.error ? `: ${t.error}` : ''}`));
       if (t.sha256) li.append(el('div', 'hash', `sha256 ${t.sha256}${t.remoteSha256 && t.remoteSha256 !== t.sha256 ? ` (theirs ${t.remoteSha256})` : ''}`));
       if (t.blobUrl) {
         const a = el('a', null, 'save');
         a.href = t.blobUrl;
-        a.download = t.name;
+        a.download = t.name.replace(/^.*\//, '');
         li.append(' ', a);
       }
       tl.append(li);
@@ -801,6 +974,14 @@
       if (st.ws) st.ws.close(1000);
     },
     sendFile,
+    async fileSha256(id) {
+      const t = st.transfers.find((x) => x.id === id);
+      if (!t || !t.blobUrl) throw new Error(`no saved file for transfer ${id}`);
+      const bytes = await (await fetch(t.blobUrl)).arrayBuffer();
+      if (!(window.crypto && crypto.subtle)) return TernSha256.hex(bytes);
+      const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+    },
     sha256: (bytes) => TernSha256.hex(toBytes(bytes)),
     log: st.log,
     onevent: null,

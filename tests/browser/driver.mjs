@@ -37,6 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchers } from './lib/browsers.mjs';
+import { FILE_CASES, filesCase } from './files_cases.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -91,6 +92,8 @@ const CASES = [
     { name: 'mdns', native: 'peer', mdns: true },
     // The demo page (examples/web, served by tern-signal) with tern-echo: chat, file transfer.
     { name: 'demo-chat-file', native: 'echo', demo: true },
+    // The demo page with tern-recv and tern-send: files both ways, and resume (files_cases.mjs).
+    ...FILE_CASES,
 ];
 
 // Size of the demo case's file: several 16 KiB chunks, a short last one, and more than the
@@ -376,6 +379,9 @@ class Run {
         browser.log?.write(`\n==== ${role} ${c.name} (room ${room}, try ${t})\n`);
         let native = null;
         let error = null, detail = '';
+        if (c.files)
+            return filesCase(this, browser, role, room, c, base,
+                             { Proc, describeStatus, badExit, ROLES });
         try {
             native = await this.startNative(c.native, role, room, `${base}.native.log`);
             if (c.demo) {
@@ -575,12 +581,12 @@ class Run {
         await this.smoke(browsers);
         // A native program not given (not built yet in this tree: CMake passes what exists)
         // leaves its cases out of the run, said here; a program given but missing fails them.
-        for (const kind of ['echo', 'peer'])
+        for (const kind of ['echo', 'peer', 'send', 'recv'])
             if (!o[kind])
                 this.say(`# no --${kind}: its cases are not part of this run`);
         if (!o.web)
             this.say('# no --web: the demo page case is not part of this run');
-        const cases = CASES.filter((c) => o[c.native] && (!c.demo || o.web));
+        const cases = CASES.filter((c) => o[c.native] && (!(c.demo || c.files) || o.web));
         for (const b of browsers)
             for (const role of o.roles)
                 for (const c of cases)
