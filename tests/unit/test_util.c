@@ -138,6 +138,53 @@ static void test_txq(void)
     tern_txq_commit(&q, 10, &l, &r);
     eq_int(tern_txq_count(&q), 1);
     tern_txq_dispose(&q);
+
+    /* The ring starts small and grows as needed, keeping the order across a wrapped head. */
+    tern_txq_init(&q, &ctx, 100);
+    uint8_t v = 0, want = 0;
+    bool in_order = true;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4; i++, v++)
+            eq_int(tern_txq_push(&q, &l, &r, &v, 1), 0);
+        for (int i = 0; i < 3; i++, want++)
+            in_order = in_order && tern_txq_pop(&q, &t) && t.len == 1 && t.data[0] == want;
+    }
+    ok(q.cap <= 8);
+    for (int i = 0; i < 97; i++, v++)
+        eq_int(tern_txq_push(&q, &l, &r, &v, 1), 0);
+    eq_int(tern_txq_count(&q), 100);
+    eq_int(q.cap, 100);
+    eq_int(tern_txq_push(&q, &l, &r, &v, 1), TERN_ERR_AGAIN);
+    while (tern_txq_pop(&q, &t))
+        in_order = in_order && t.len == 1 && t.data[0] == want++;
+    ok(in_order);
+    eq_int(want, 109);
+    /* A burst left a big ring and pooled buffers; a few quiet rounds give them back. */
+    ok(q.cap == 100 && q.pool_count > 0);
+    for (int i = 0; i < 4; i++) {
+        eq_int(tern_txq_push(&q, &l, &r, &v, 1), 0);
+        ok(tern_txq_pop(&q, &t) && t.data[0] == v); /* still readable after the queue emptied */
+        ok(!tern_txq_pop(&q, &t));
+    }
+    eq_int(q.cap, 0);
+    eq_int(q.pool_count, 0);
+    ok(q.ring == NULL && q.pool == NULL && q.last_popped.buf == NULL && q.spare != NULL);
+    /* One datagram at a time reuses the spare: nothing is allocated. */
+    uint8_t *spare = q.spare;
+    for (int i = 0; i < 20; i++) {
+        eq_int(tern_txq_push(&q, &l, &r, &v, 1), 0);
+        ok(tern_txq_pop(&q, &t) && t.data == spare + TERN_TX_HEADROOM);
+    }
+    /* Busy rounds (peaks over the small size) keep them. */
+    for (int i = 0; i < 8; i++) {
+        for (int k = 0; k < 20; k++)
+            eq_int(tern_txq_push(&q, &l, &r, &v, 1), 0);
+        while (tern_txq_pop(&q, &t))
+            ;
+    }
+    eq_int(q.cap, 32);
+    ok(q.spare && q.pool_count + 1 >= 20);
+    tern_txq_dispose(&q);
 }
 
 static void test_rng(void)
