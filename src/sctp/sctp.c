@@ -10,10 +10,11 @@
  * global output callback knows which association a packet belongs to and queues it on that
  * association's tern_txq. The receive side is read lazily with usrsctp_recvv from poll_event,
  * one message or notification at a time, so that the receive window closes when the owner does
- * not drain (natural back-pressure) and messages larger than the receive buffer arrive through
- * partial delivery, which we reassemble up to max_message_size. The socket upcall only sets
- * flags: it runs inside usrsctp with its locks held, where calling back into usrsctp would
- * deadlock.
+ * not drain (natural back-pressure). usrsctp hands up a message only once it is complete (see
+ * hold_partial_delivery: its partial delivery breaks on abandoned PR-SCTP messages); only a
+ * message far over max_message_size still arrives in parts, which we read to its end and drop. The
+ * socket upcall only sets flags: it runs inside usrsctp with its locks held, where calling back
+ * into usrsctp would deadlock.
  */
 #include "sctp/sctp.h"
 
@@ -97,12 +98,14 @@ struct tern_sctp {
     tern_sctp_event_t closing_event; /* CLOSED/FAILED reported once */
     bool closing_event_pending;
 
-    /* the message being reassembled (partial delivery) */
+    /* the message being read (in several recvv calls when large) */
     uint8_t *rbuf;
     size_t rlen;
     size_t rcap;
     uint16_t r_stream;
     uint32_t r_ppid;
+    uint32_t r_tsn; /* TSN of its first fragment, as usrsctp reports it (sctp_rcvinfo) */
+    bool r_tsn_known;
     bool r_unordered;
     bool r_started;
 
@@ -399,6 +402,45 @@ static struct sockaddr_conn conn_addr(struct tern_sctp *s, uint16_t port)
     return a;
 }
 
+/* Largest message we keep usrsctp from delivering in parts (hold_partial_delivery): the receive
+ * buffer grows to twice max_message_size up to this, so 32 MiB at most. */
+#define WHOLE_DELIVERY_MAX_MESSAGE (16 * 1024 * 1024)
+
+/*
+ * usrsctp 0.9.5 breaks partial delivery (RFC 6458 §8.1.21) of a message whose sender then
+ * abandons it (PR-SCTP, RFC 3758). For unordered DATA, FORWARD-TSN lists no stream, and
+ * sctp_flush_reassm_for_str_seq drops the message's fragments without ending the entry the
+ * reader is partway through: if fragments of a later message wait behind them, the entry is
+ * taken off the read queue silently (sctp_reset_a_control) and refilled with that message, so
+ * the reader appends it to the abandoned head (a "message" that was never sent); if none do, the
+ * entry stays on the read queue unfinished forever and, since partial delivery blocks every
+ * other message, nothing is read again: the window closes and the peer's sends stall. On an
+ * ordered stream the abort is reported (SCTP_PARTIAL_DELIVERY_EVENT), but the stream delivers
+ * nothing after it (seen in test_sctp, ordered with max-retransmits).
+ *
+ * So usrsctp must not deliver in parts: it does so for a message past the partial delivery point
+ * or past half the receive buffer (sctp_deliver_reasm_check), so the buffer is made at least
+ * twice max_message_size and the point its half. Every message we accept, and any larger one up
+ * to half the buffer (dropped whole in finish_message), then reaches the read queue complete,
+ * where FORWARD-TSN no longer touches it. Only a message larger still, which the peer must not
+ * send (RFC 8841 §6), is delivered in parts; read_once notices when usrsctp moves on from one of
+ * those without ending it, but a stall as above remains possible there.
+ */
+static int hold_partial_delivery(struct tern_sctp *s)
+{
+    size_t largest = TERN_MIN(s->cfg.max_message_size, (size_t)WHOLE_DELIVERY_MAX_MESSAGE);
+    size_t rcvbuf = TERN_MAX(2 * (largest + 1), (size_t)RCVBUF_BYTES);
+    if (rcvbuf > RCVBUF_BYTES) {
+        const int value = (int)rcvbuf;
+        int ret = setopt(s, SOL_SOCKET, SO_RCVBUF, &value, sizeof value, "SO_RCVBUF");
+        if (ret)
+            return ret;
+    }
+    const uint32_t point = (uint32_t)(rcvbuf / 2);
+    return setopt(s, IPPROTO_SCTP, SCTP_PARTIAL_DELIVERY_POINT, &point, sizeof point,
+                  "SCTP_PARTIAL_DELIVERY_POINT");
+}
+
 static int open_socket(struct tern_sctp *s)
 {
     s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, NULL, NULL, 0, NULL);
@@ -411,6 +453,8 @@ static int open_socket(struct tern_sctp *s)
     if (usrsctp_set_non_blocking(s->sock, 1) != 0)
         return TERN_ERR_IO;
     int ret = configure_socket(s);
+    if (!ret)
+        ret = hold_partial_delivery(s);
     if (ret)
         return ret;
     usrsctp_set_upcall(s->sock, on_upcall, s);
@@ -687,6 +731,20 @@ static void release_delivered(struct tern_sctp *s)
     }
 }
 
+/* Forget the message being read, which will not complete; count it. */
+static void drop_partial(struct tern_sctp *s)
+{
+    if (s->msg_discarding)
+        s->stats.messages_too_large++;
+    else
+        s->stats.messages_abandoned++;
+    TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u dropped the unfinished message on stream %u", s->id,
+                   s->r_stream);
+    s->rlen = 0;
+    s->r_started = false;
+    s->msg_discarding = false;
+}
+
 static void set_closing_event(struct tern_sctp *s, tern_sctp_event_type_t type, int code,
                               const char *reason)
 {
@@ -815,9 +873,8 @@ static bool on_notification(struct tern_sctp *s, const uint8_t *n, size_t len,
         return next_reset_event(s, out);
     case SCTP_PARTIAL_DELIVERY_EVENT:
         /* The message being delivered will never complete (RFC 6458 §6.1.7). */
-        s->rlen = 0;
-        s->r_started = false;
-        s->msg_discarding = false;
+        if (s->r_started)
+            drop_partial(s);
         return false;
     case SCTP_SHUTDOWN_EVENT:
         if (s->state == TERN_SCTP_STATE_CONNECTED)
@@ -883,10 +940,21 @@ static int read_once(struct tern_sctp *s, tern_sctp_event_t *out)
         return got ? 1 : 0;
     }
 
+    bool tsn_known = infotype == SCTP_RECVV_RCVINFO;
+    if (s->r_started && tsn_known && s->r_tsn_known &&
+        (info.rcv_tsn != s->r_tsn || info.rcv_sid != s->r_stream)) {
+        /* usrsctp moved on from a message it was delivering in parts without ending it: the
+         * sender abandoned it (see hold_partial_delivery). Drop its head; this read begins
+         * another message. */
+        drop_partial(s);
+        memmove(s->rbuf, s->rbuf + start, (size_t)n);
+    }
     if (!s->r_started) {
         s->r_started = true;
         s->r_stream = info.rcv_sid;
         s->r_ppid = ntohl(info.rcv_ppid);
+        s->r_tsn = info.rcv_tsn;
+        s->r_tsn_known = tsn_known;
         s->r_unordered = (info.rcv_flags & SCTP_UNORDERED) != 0;
         s->msg_discarding = false;
     }

@@ -135,6 +135,8 @@ typedef struct tern_sctp_stats {
     uint64_t packets_dropped; /**< output refused by a full transmit queue */
     uint64_t messages_sent, messages_received;
     uint64_t messages_too_large; /**< incoming messages over max_message_size, dropped */
+    /** incoming messages delivered in parts whose sender abandoned them (PR-SCTP), dropped */
+    uint64_t messages_abandoned;
 } tern_sctp_stats_t;
 
 /**
