@@ -217,6 +217,11 @@ static void enter(tern_dtls_t *d, tern_time_t now)
 static void leave(tern_dtls_t *d)
 {
     tern_dtls_flush(d);
+    if (d->handshake_done && d->pack_buf) {
+        /* Only alerts are packed from now on: an idle endpoint does not keep the buffer. */
+        tern_free(d->ctx, d->pack_buf);
+        d->pack_buf = NULL;
+    }
     if (d->state != TERN_DTLS_STATE_CONNECTING && d->state != TERN_DTLS_STATE_NEW) {
         d->deadline = TERN_TIME_NEVER;
     } else if (d->timer_changed) {
@@ -254,11 +259,11 @@ static void drive_handshake(tern_dtls_t *d)
     fail_from_openssl(d, "handshake");
 }
 
-static void queue_record(tern_dtls_t *d, size_t len)
+static void queue_record(tern_dtls_t *d, const uint8_t *record, size_t len)
 {
     static const tern_addr_t none;
     d->stats.records_received++;
-    if (tern_txq_push(&d->rxq, &none, &none, d->scratch, len) != 0) {
+    if (tern_txq_push(&d->rxq, &none, &none, record, len) != 0) {
         d->stats.records_dropped++;
         TERN_LOG_DEBUG(d->ctx, "dtls", "dtls %u receive queue full, record of %zu dropped", d->id,
                        len);
@@ -291,11 +296,16 @@ static void clear_stale_errors(void)
 
 static void read_records(tern_dtls_t *d)
 {
+    tern_dtls_identity_t *id = d->identity;
+    if (!id->scratch)
+        id->scratch = tern_malloc(d->ctx, TERN_DTLS_MAX_RECORD);
+    if (!id->scratch)
+        return; /* OpenSSL keeps the record; it is read with the next datagram */
     for (;;) {
         clear_stale_errors();
-        int n = SSL_read(d->ssl, d->scratch, TERN_DTLS_MAX_RECORD);
+        int n = SSL_read(d->ssl, id->scratch, TERN_DTLS_MAX_RECORD);
         if (n > 0) {
-            queue_record(d, (size_t)n);
+            queue_record(d, id->scratch, (size_t)n);
             continue;
         }
         int err = SSL_get_error(d->ssl, n);
@@ -382,13 +392,8 @@ static int endpoint_init(tern_dtls_t *d, tern_ctx_t *ctx, const tern_dtls_config
                   cfg->max_queued_datagrams ? cfg->max_queued_datagrams : DTLS_DEFAULT_TXQ);
     tern_txq_init(&d->rxq, ctx,
                   cfg->max_queued_records ? cfg->max_queued_records : DTLS_DEFAULT_RXQ);
-    d->pack_buf = tern_malloc(ctx, d->mtu);
-    d->scratch = tern_malloc(ctx, TERN_DTLS_MAX_RECORD);
-    if (!d->pack_buf || !d->scratch)
-        return TERN_ERR_NOMEM;
-    tern_dtls_identity_t *id;
-    int err = tern_dtls_identity_get(ctx, &id);
-    return err ? err : make_ssl(d, id);
+    int err = tern_dtls_identity_get(ctx, &d->identity);
+    return err ? err : make_ssl(d, d->identity);
 }
 
 int tern_dtls_new(tern_ctx_t *ctx, const tern_dtls_config_t *cfg, tern_time_t now,
@@ -427,8 +432,6 @@ void tern_dtls_free(tern_dtls_t *d)
     tern_txq_dispose(&d->txq);
     tern_txq_dispose(&d->rxq);
     tern_free(d->ctx, d->pack_buf);
-    if (d->scratch) /* held decrypted application data */
-        tern_free_secret(d->ctx, d->scratch, TERN_DTLS_MAX_RECORD);
     tern_free(d->ctx, d);
 }
 

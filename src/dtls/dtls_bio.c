@@ -45,7 +45,9 @@ static int bio_write(BIO *b, const char *buf, int len)
     if (!d || len < 0)
         return -1;
     size_t n = (size_t)len;
-    if (!d->pack || n > d->mtu) {
+    if (d->pack && !d->pack_buf)
+        d->pack_buf = tern_malloc(d->ctx, d->mtu); /* without it, records go unpacked */
+    if (!d->pack || !d->pack_buf || n > d->mtu) {
         tern_dtls_flush(d);
         queue_datagram(d, (const uint8_t *)buf, n);
         return len;

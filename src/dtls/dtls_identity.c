@@ -41,6 +41,8 @@ static void identity_free(void *p)
         return;
     SSL_CTX_free(id->ssl_ctx);
     BIO_meth_free(id->bio_method);
+    if (id->scratch) /* the last record decrypted */
+        tern_free_secret(id->ctx, id->scratch, TERN_DTLS_MAX_RECORD);
     tern_free(id->ctx, id);
 }
 

@@ -19,6 +19,9 @@ typedef struct tern_dtls_identity {
     SSL_CTX *ssl_ctx;
     BIO_METHOD *bio_method; /* the datagram BIO, made once per context (no global state) */
     char fingerprint[TERN_DTLS_FINGERPRINT_MAX]; /* SHA-256 of our certificate */
+    /* SSL_read's destination, TERN_DTLS_MAX_RECORD bytes, made on first use: a record is copied
+     * out at once, so the context's endpoints (one thread) share it. */
+    uint8_t *scratch;
 } tern_dtls_identity_t;
 
 /* An expected peer fingerprint (RFC 8122 §5). */
@@ -46,6 +49,7 @@ struct tern_dtls {
     uint32_t id; /* short id for log lines */
 
     /* state */
+    tern_dtls_identity_t *identity; /* the context's, which outlives its endpoints */
     SSL *ssl;
     tern_dtls_state_t state;
     tern_time_t now;
@@ -70,12 +74,11 @@ struct tern_dtls {
 
     /* output: handshake records of one call are packed into one datagram up to the MTU */
     bool pack;
-    uint8_t *pack_buf; /* mtu bytes */
+    uint8_t *pack_buf; /* mtu bytes, made when first needed and freed after the handshake */
     size_t pack_len;
     tern_txq_t txq;
 
     /* decrypted records waiting as DATA events, and state events */
-    uint8_t *scratch; /* TERN_DTLS_MAX_RECORD bytes, SSL_read's destination */
     tern_txq_t rxq;
     uint64_t records_queued;
     uint64_t records_polled;

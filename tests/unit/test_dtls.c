@@ -383,6 +383,52 @@ static void test_stale_error_queue(void)
     pair_free(&c, &s);
 }
 
+/* Endpoints of one context share its SSL_read buffer (each record is copied out at once), and
+ * none keeps a packing buffer once connected: records of interleaved pairs land where they
+ * belong, intact. */
+static void test_shared_read_buffer(void)
+{
+    static side_t c1, s1, c2, s2;
+    pair_new(&c1, &s1, NULL, NULL, &ctx_a, &ctx_a);
+    pair_new(&c2, &s2, NULL, NULL, &ctx_a, &ctx_a);
+    exchange_fingerprints(&c1, &s1, &ctx_a, &ctx_a);
+    exchange_fingerprints(&c2, &s2, &ctx_a, &ctx_a);
+    tern_dtls_start(c1.d, now_us);
+    tern_dtls_start(c2.d, now_us);
+    run(&c1, &s1, NULL, NULL, 0);
+    run(&c2, &s2, NULL, NULL, 0);
+    eq_int(tern_dtls_state(s1.d), TERN_DTLS_STATE_CONNECTED);
+    eq_int(tern_dtls_state(s2.d), TERN_DTLS_STATE_CONNECTED);
+    ok(!c1.d->pack_buf && !s1.d->pack_buf && !c2.d->pack_buf && !s2.d->pack_buf);
+    uint8_t a[700], b[900];
+    bool all = true;
+    for (unsigned i = 0; i < 20; i++) {
+        fill_pattern(a, sizeof a, i);
+        fill_pattern(b, sizeof b, 100 + i);
+        eq_int(tern_dtls_send(c1.d, now_us, a, sizeof a), 0);
+        eq_int(tern_dtls_send(c2.d, now_us, b, sizeof b), 0);
+        /* Both receivers decrypt before either drains its events. */
+        tern_transmit_t t;
+        ok(tern_dtls_poll_transmit(c1.d, &t));
+        tern_dtls_handle_input(s1.d, now_us, t.data, t.len);
+        ok(tern_dtls_poll_transmit(c2.d, &t));
+        tern_dtls_handle_input(s2.d, now_us, t.data, t.len);
+        size_t before1 = s1.rx_len, before2 = s2.rx_len;
+        drain_events(&s1);
+        drain_events(&s2);
+        all = all && s1.rx_len == before1 + sizeof a && s2.rx_len == before2 + sizeof b &&
+              memcmp(s1.rx + before1, a, sizeof a) == 0 &&
+              memcmp(s2.rx + before2, b, sizeof b) == 0;
+    }
+    ok(all);
+    /* A close_notify needs a packing buffer again, and gets one. */
+    eq_int(tern_dtls_close(c1.d, now_us), 0);
+    run(&c1, &s1, NULL, NULL, 0);
+    eq_int(s1.closed, 1);
+    pair_free(&c1, &s1);
+    pair_free(&c2, &s2);
+}
+
 /* The server learns the client's fingerprint only after its handshake has finished. */
 static void test_late_fingerprint(void)
 {
@@ -1528,6 +1574,7 @@ int main(void)
     subtest("handshake", test_handshake);
     subtest("burst", test_burst);
     subtest("stale error queue", test_stale_error_queue);
+    subtest("shared read buffer", test_shared_read_buffer);
     subtest("late fingerprint", test_late_fingerprint);
     subtest("wrong fingerprint", test_wrong_fingerprint);
     subtest("fingerprint args", test_fingerprint_args);
