@@ -37,9 +37,11 @@
 /* Free space kept in the read buffer before each recvv: a whole stream-reset notification for
  * 1024 streams fits, and big messages come in reads of at least this size. */
 #define READ_CHUNK 8192
-/* Past this size the reassembly buffer is released once its message was consumed, so an idle
- * association does not keep a 256 KiB buffer around. */
-#define KEEP_RBUF_BYTES 16384
+/* Read buffers not in use go to a few process-wide spares (per context: its allocator) rather
+ * than stay with their association, so an idle association keeps none, and a busy one finds a
+ * buffer already grown to its messages' size. Larger ones are freed. */
+#define RBUF_SPARES 4
+#define RBUF_SPARE_MAX_BYTES (512 * 1024)
 /* Packets that may wait in the transmit queue: usrsctp sends at most a few bursts of
  * max_burst packets per call; what overflows is lost and retransmitted. */
 #define TXQ_ENTRIES 512
@@ -167,6 +169,11 @@ static struct {
     tern_time_t last_tick;
     bool in_tick;
     tern_time_t tick_now; /* the time of the tick being run */
+    struct {
+        uint8_t *buf; /* NULL: free slot */
+        size_t cap;
+        tern_ctx_t *ctx;
+    } spare[RBUF_SPARES]; /* read buffers not in use (see RBUF_SPARES) */
 } g_sctp;
 
 static int flush_tail(struct tern_sctp *s);
@@ -288,11 +295,25 @@ static int stack_acquire(tern_ctx_t *ctx, tern_time_t now)
     return TERN_OK;
 }
 
+/* Free the spare read buffers of a context (NULL: all of them). */
+static void free_spares(const tern_ctx_t *ctx)
+{
+    for (size_t i = 0; i < RBUF_SPARES; i++) {
+        if (!g_sctp.spare[i].buf || (ctx && g_sctp.spare[i].ctx != ctx))
+            continue;
+        tern_free(g_sctp.spare[i].ctx, g_sctp.spare[i].buf);
+        g_sctp.spare[i].buf = NULL;
+    }
+}
+
 static void stack_release(tern_ctx_t *ctx)
 {
-    ctx->sctp_users--;
+    /* The context may be freed once it has no association: its spares go now. */
+    if (--ctx->sctp_users == 0)
+        free_spares(ctx);
     if (--g_sctp.users > 0)
         return;
+    free_spares(NULL);
     /* usrsctp_finish fails while a socket still exists; then the stack stays up and the next
      * association reuses it. */
     if (usrsctp_finish() == 0) {
@@ -703,8 +724,45 @@ bool tern_sctp_poll_transmit(tern_sctp_t *s, tern_transmit_t *out)
 
 /* ---- receive side ---- */
 
+/* An association without a read buffer takes the largest spare of its context. */
+static void take_spare(struct tern_sctp *s)
+{
+    size_t best = RBUF_SPARES;
+    for (size_t i = 0; i < RBUF_SPARES; i++)
+        if (g_sctp.spare[i].buf && g_sctp.spare[i].ctx == s->ctx &&
+            (best == RBUF_SPARES || g_sctp.spare[i].cap > g_sctp.spare[best].cap))
+            best = i;
+    if (best == RBUF_SPARES)
+        return;
+    s->rbuf = g_sctp.spare[best].buf;
+    s->rcap = g_sctp.spare[best].cap;
+    g_sctp.spare[best].buf = NULL;
+}
+
+/* Give the read buffer up: it holds nothing (no message begun, none borrowed by an event). */
+static void release_rbuf(struct tern_sctp *s)
+{
+    if (!s->rbuf || s->rlen || s->r_started || s->msg_delivered)
+        return;
+    size_t slot = RBUF_SPARES;
+    for (size_t i = 0; i < RBUF_SPARES && slot == RBUF_SPARES; i++)
+        if (!g_sctp.spare[i].buf)
+            slot = i;
+    if (slot < RBUF_SPARES && s->rcap <= RBUF_SPARE_MAX_BYTES) {
+        g_sctp.spare[slot].buf = s->rbuf;
+        g_sctp.spare[slot].cap = s->rcap;
+        g_sctp.spare[slot].ctx = s->ctx;
+    } else {
+        tern_free(s->ctx, s->rbuf);
+    }
+    s->rbuf = NULL;
+    s->rcap = 0;
+}
+
 static bool ensure_rbuf(struct tern_sctp *s, size_t room)
 {
+    if (!s->rbuf)
+        take_spare(s);
     if (s->rcap - s->rlen >= room)
         return true;
     size_t want = s->rcap ? s->rcap : READ_CHUNK;
@@ -724,11 +782,6 @@ static void release_delivered(struct tern_sctp *s)
         return;
     s->msg_delivered = false;
     s->rlen = 0;
-    if (s->rcap > KEEP_RBUF_BYTES) {
-        tern_free(s->ctx, s->rbuf);
-        s->rbuf = NULL;
-        s->rcap = 0;
-    }
 }
 
 /* Forget the message being read, which will not complete; count it. */
@@ -989,6 +1042,7 @@ bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out)
     while (!got && s->sock && s->state != TERN_SCTP_STATE_NEW) {
         int r = read_once(s, out);
         if (r < 0) {
+            release_rbuf(s); /* nothing more to read for now */
             release_held(s); /* reading may have sent a window update SACK */
             issue_resets(s, s->now);
             break;
