@@ -150,6 +150,10 @@ struct tern_sctp {
     /* process-wide list of live associations */
     struct tern_sctp *g_prev;
     struct tern_sctp *g_next;
+    /* process-wide list of those the tick must look at (need_attention) */
+    struct tern_sctp *a_prev;
+    struct tern_sctp *a_next;
+    bool attention;
 
     /* stats */
     tern_sctp_stats_t stats;
@@ -165,6 +169,7 @@ static struct {
     bool initialised;
     unsigned users;
     struct tern_sctp *head;
+    struct tern_sctp *attention; /* associations with work for the tick (need_attention) */
     bool ticked;
     tern_time_t last_tick;
     bool in_tick;
@@ -189,10 +194,43 @@ static bool is_live(const struct tern_sctp *s)
     return false;
 }
 
+/*
+ * Put an association on the tick's list: it has a reset request held or resets to issue, or
+ * something new to drain that no call of its owner caused (pending). The tick looks only at
+ * these, so its cost follows the work, not the number of associations.
+ */
+static void need_attention(struct tern_sctp *s)
+{
+    if (s->attention)
+        return;
+    s->attention = true;
+    s->a_prev = NULL;
+    s->a_next = g_sctp.attention;
+    if (g_sctp.attention)
+        g_sctp.attention->a_prev = s;
+    g_sctp.attention = s;
+}
+
+static void drop_attention(struct tern_sctp *s)
+{
+    if (!s->attention)
+        return;
+    if (s->a_prev)
+        s->a_prev->a_next = s->a_next;
+    else
+        g_sctp.attention = s->a_next;
+    if (s->a_next)
+        s->a_next->a_prev = s->a_prev;
+    s->a_prev = s->a_next = NULL;
+    s->attention = false;
+}
+
 static void mark_pending(struct tern_sctp *s)
 {
-    if (s->in_call == 0)
+    if (s->in_call == 0) {
         s->pending = true;
+        need_attention(s);
+    }
 }
 
 /* usrsctp's output callback: one SCTP packet for the association whose address is `addr`. */
@@ -548,6 +586,7 @@ void tern_sctp_free(tern_sctp_t *s)
     if (s->registered)
         usrsctp_deregister_address(s);
     list_remove(s);
+    drop_attention(s);
     tern_txq_dispose(&s->txq);
     tern_free(ctx, s->rbuf);
     tern_free(ctx, s->resets);
@@ -623,6 +662,7 @@ static void hold_reset_request(struct tern_sctp *s, const uint8_t *packet, size_
     memcpy(held + SCTP_COMMON_HEADER, packet + off, chunk_len);
     tern_free(s->ctx, s->held); /* a retransmission replaces the copy */
     s->held = held;
+    need_attention(s);
     s->held_len = SCTP_COMMON_HEADER + chunk_len;
     s->held_tsn = tsn;
     size_t rest_len = tern_sctp_wire_without_chunk(packet, len, off, chunk_len, rest);
@@ -1236,8 +1276,10 @@ int tern_sctp_reset_stream(tern_sctp_t *s, tern_time_t now, uint16_t stream)
         return TERN_ERR_INVALID_STATE;
     enter(s, now);
     if (!reset_wanted(s, stream)) {
-        if (s->reset_wanted_count++ == 0)
+        if (s->reset_wanted_count++ == 0) {
             s->reset_wanted_since = s->now;
+            need_attention(s);
+        }
         s->reset_wanted[stream / 8] |= (uint8_t)(1u << (stream % 8));
     }
     issue_resets(s, s->now);
@@ -1331,8 +1373,9 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
     g_sctp.tick_now = now;
     usrsctp_handle_timers((uint32_t)elapsed_ms);
     /* A delayed SACK sent by the tick may release a held reset request, and a reset waiting
-     * for acknowledgements goes after a while anyway. */
-    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {
+     * for acknowledgements goes after a while anyway. Only this association can join the list
+     * meanwhile, and it is on it already. */
+    for (struct tern_sctp *s = g_sctp.attention; s; s = s->a_next) {
         if (now > s->now)
             s->now = now;
         release_held(s);
@@ -1340,11 +1383,14 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
     }
     g_sctp.in_tick = false;
     /* on_pending only notes the owner (sctp.h), so the list cannot change under us. */
-    for (struct tern_sctp *s = g_sctp.head; s; s = s->g_next) {
-        if (!s->pending)
-            continue;
+    struct tern_sctp *next;
+    for (struct tern_sctp *s = g_sctp.attention; s; s = next) {
+        next = s->a_next;
+        bool pending = s->pending;
         s->pending = false;
-        if (s->cfg.on_pending)
+        if (!s->held && !s->reset_wanted_count)
+            drop_attention(s);
+        if (pending && s->cfg.on_pending)
             s->cfg.on_pending(s->cfg.owner);
     }
     return TERN_OK;
