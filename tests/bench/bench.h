@@ -224,5 +224,7 @@ int bench_throughput(const bench_opts_t *opts, bool two_proc, size_t msg_size, c
 int bench_connect_time(const bench_opts_t *opts, bool two_proc, const char *name);
 int bench_rtt(const bench_opts_t *opts, bool two_proc, const char *name);
 int bench_memory(const bench_opts_t *opts, bool two_proc, const char *name);
+/* A large file from tern-send to tern-recv, beside the raw channel (bench_files.c). */
+int bench_files(const bench_opts_t *opts, const char *name);
 
 #endif

@@ -99,7 +99,7 @@ typedef struct bench_entry {
     size_t msg_size;
 } bench_entry_t;
 
-enum { KIND_CONNECT, KIND_RTT, KIND_THROUGHPUT, KIND_MEMORY };
+enum { KIND_CONNECT, KIND_RTT, KIND_THROUGHPUT, KIND_MEMORY, KIND_FILES };
 
 static const bench_entry_t benches[] = {
     {"connect_1proc", "offer created to both channels open: median, p99, max (ms)", KIND_CONNECT,
@@ -117,6 +117,8 @@ static const bench_entry_t benches[] = {
      KIND_MEMORY, false, 0},
     {"memory_2proc", "resident KiB per idle connected pc, idle CPU (one side per process)",
      KIND_MEMORY, true, 0},
+    {"files", "a 1 GiB file, tern-send to tern-recv, beside the raw channel (MB/s, CPU s)",
+     KIND_FILES, true, 0},
 };
 
 #define BENCH_COUNT (sizeof benches / sizeof benches[0])
@@ -132,6 +134,8 @@ static int run_entry(const bench_opts_t *o, const bench_entry_t *b)
         return bench_throughput(o, b->two_proc, b->msg_size, b->name);
     case KIND_MEMORY:
         return bench_memory(o, b->two_proc, b->name);
+    case KIND_FILES:
+        return bench_files(o, b->name);
     default:
         return -1;
     }

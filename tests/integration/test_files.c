@@ -307,6 +307,17 @@ static void proc_dump(const proc_t *p, const char *what)
     free(e);
 }
 
+/* A child that ended must not have printed a sanitizer report (its exit status alone may not
+ * tell: an expected failure exits 1 too). */
+static void check_clean(const proc_t *p, const char *what)
+{
+    char *e = slurp(p->err);
+    bool clean = e && !strstr(e, "Sanitizer") && !strstr(e, "runtime error:");
+    if (!ok(clean))
+        printf("# %s printed a sanitizer report:\n%s", what, e ? e : "");
+    free(e);
+}
+
 static proc_t signal_proc;
 
 static bool start_signal(void)
@@ -406,6 +417,8 @@ static void run_pair_as(run_t *r, const char *out, char *const *files, const cha
     proc_stop(&r->send);
     proc_stop(&r->recv);
     ok(!r->timed_out);
+    check_clean(&r->send, "tern-send");
+    check_clean(&r->recv, "tern-recv");
     if (r->timed_out || (expect_ok && (r->send.status != 0 || r->recv.status != 0))) {
         proc_dump(&r->send, "tern-send");
         proc_dump(&r->recv, "tern-recv");
@@ -691,6 +704,7 @@ static void resume_after_kill(void)
         usleep(10000);
     proc_stop(&rv);
     eq_int(rv.status, 1); /* interrupted */
+    check_clean(&rv, "tern-recv (interrupted)");
     ok(proc_printed(&rv, "interrupted resume.bin at "));
     ok(!exists(dst));
     off_t kept = file_size(part);
@@ -1052,6 +1066,7 @@ static void hostile_sender(void)
         usleep(10000);
     proc_stop(&rv);
     eq_int(rv.status, 1);
+    check_clean(&rv, "tern-recv (hostile sender)");
     ok(proc_printed(&rv, "received good 5 "));
     ok(proc_printed(&rv, "failed \"../evil\": refused: a component is \"..\""));
     ok(proc_printed(&rv, "\\x1b")); /* the escape is shown, not sent to the terminal */
