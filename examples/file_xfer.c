@@ -21,6 +21,8 @@
 /* Messages                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
+static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static void say(char *why, size_t cap, const char *fmt, ...)
 {
     va_list ap;
