@@ -27,8 +27,10 @@
 
 #define SCTP_LOG "sctp"
 
-/* The global tick period: usrsctp cannot report its next timer, so we tick it this often. */
+/* The global tick period: usrsctp cannot report its next timer, so we tick it this often while
+ * some association may have a short timer running (see is_busy), and IDLE_TICK_US otherwise. */
 #define TICK_US TERN_MS(10)
+#define IDLE_TICK_US TERN_MS(250)
 /* Send and receive buffers: room for several 256 KiB messages in flight each way (throughput
  * on loopback), and only memory actually queued is allocated, so an idle association costs
  * nothing for them. */
@@ -155,6 +157,14 @@ struct tern_sctp {
     struct tern_sctp *a_next;
     bool attention;
 
+    /* whether a short usrsctp timer may run (is_busy), counted in g_sctp.busy */
+    bool busy;
+    bool sack_owed;      /* DATA came in and no SACK went out since: delayed SACK (20 ms) */
+    bool data_sent;      /* we sent DATA: last_tsn_sent is known */
+    bool peer_cum_known; /* the peer's SACKs: peer_cum is known */
+    uint32_t last_tsn_sent;
+    uint32_t peer_cum;
+
     /* stats */
     tern_sctp_stats_t stats;
 };
@@ -170,6 +180,7 @@ static struct {
     unsigned users;
     struct tern_sctp *head;
     struct tern_sctp *attention; /* associations with work for the tick (need_attention) */
+    unsigned busy;               /* associations that may have a short timer running */
     bool ticked;
     tern_time_t last_tick;
     bool in_tick;
@@ -225,6 +236,45 @@ static void drop_attention(struct tern_sctp *s)
     s->attention = false;
 }
 
+/* Serial number arithmetic on TSNs (RFC 1982, RFC 4960 §1.6). */
+static bool tsn_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
+
+/*
+ * Whether usrsctp may have a short timer running for this association, one that must fire
+ * within 10 ms or so of its time: the delayed SACK (20 ms) after DATA came in, the
+ * retransmission timer (RTO, 250 ms at least) while our DATA is unacknowledged, the INIT and
+ * SHUTDOWN timers while it starts or ends, and our own held reset requests. Its other timers
+ * (heartbeat, 30 s; the endpoint's secret key, an hour) can fire up to IDLE_TICK_US late.
+ */
+static bool is_busy(const struct tern_sctp *s)
+{
+    switch (s->state) {
+    case TERN_SCTP_STATE_CONNECTING:
+    case TERN_SCTP_STATE_CLOSING:
+        return true;
+    case TERN_SCTP_STATE_CONNECTED:
+        return s->attention || s->sack_owed ||
+               (s->data_sent && (!s->peer_cum_known || tsn_after(s->last_tsn_sent, s->peer_cum)));
+    default:
+        return s->attention;
+    }
+}
+
+static void update_busy(struct tern_sctp *s)
+{
+    bool busy = is_busy(s);
+    if (busy == s->busy)
+        return;
+    s->busy = busy;
+    if (busy)
+        g_sctp.busy++;
+    else
+        g_sctp.busy--;
+}
+
 static void mark_pending(struct tern_sctp *s)
 {
     if (s->in_call == 0) {
@@ -256,8 +306,14 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     for (int i = 0; i < 4; i++) /* least significant byte first (RFC 4960 Appendix B) */
         out[SCTP_CHECKSUM_OFFSET + i] = (uint8_t)(crc >> (8 * i));
     tern_txq_commit(&s->txq, length, &none, &none);
-    uint32_t cum;
+    uint32_t cum, tsn;
+    if (tern_sctp_wire_last_data_tsn(out, length, &tsn) &&
+        (!s->data_sent || tsn_after(tsn, s->last_tsn_sent))) {
+        s->last_tsn_sent = tsn;
+        s->data_sent = true;
+    }
     if (tern_sctp_wire_sack_cum(out, length, &cum)) {
+        s->sack_owed = false;
         s->sacked_cum = cum;
         s->sack_known = true;
         /* Sent from a tick: the delayed-SACK timer (or a retransmission) sent it. */
@@ -269,6 +325,7 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     s->stats.packets_sent++;
     s->stats.bytes_sent += length;
     mark_pending(s);
+    update_busy(s);
     return 0;
 }
 
@@ -587,6 +644,8 @@ void tern_sctp_free(tern_sctp_t *s)
         usrsctp_deregister_address(s);
     list_remove(s);
     drop_attention(s);
+    if (s->busy)
+        g_sctp.busy--;
     tern_txq_dispose(&s->txq);
     tern_free(ctx, s->rbuf);
     tern_free(ctx, s->resets);
@@ -607,6 +666,7 @@ static void enter(struct tern_sctp *s, tern_time_t now)
 static void leave(struct tern_sctp *s)
 {
     s->in_call--;
+    update_busy(s);
 }
 
 int tern_sctp_connect(tern_sctp_t *s, tern_time_t now)
@@ -627,14 +687,9 @@ int tern_sctp_connect(tern_sctp_t *s, tern_time_t now)
         return TERN_ERR_IO;
     }
     s->state = TERN_SCTP_STATE_CONNECTING;
+    update_busy(s);
     TERN_LOG_DEBUG(s->ctx, SCTP_LOG, "assoc %u connecting now=%lld", s->id, (long long)now);
     return TERN_OK;
-}
-
-/* Serial number arithmetic on TSNs (RFC 1982, RFC 4960 §1.6). */
-static bool tsn_after(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b) > 0;
 }
 
 /*
@@ -741,8 +796,16 @@ int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packe
     enter(s, now);
     s->stats.packets_received++;
     s->stats.bytes_received += len;
-    if (s->state == TERN_SCTP_STATE_CONNECTED && tern_sctp_wire_has_data(packet, len))
+    if (s->state == TERN_SCTP_STATE_CONNECTED && tern_sctp_wire_has_data(packet, len)) {
         note_data_packet(s);
+        s->sack_owed = true; /* until a SACK goes out (on_output) */
+    }
+    uint32_t cum;
+    if (tern_sctp_wire_sack_cum(packet, len, &cum) &&
+        (!s->peer_cum_known || tsn_after(cum, s->peer_cum))) {
+        s->peer_cum = cum;
+        s->peer_cum_known = true;
+    }
     size_t off, chunk_len;
     uint32_t tsn;
     if (s->sack_known && tern_sctp_wire_find_reset_request(packet, len, &off, &chunk_len, &tsn) &&
@@ -1090,6 +1153,7 @@ bool tern_sctp_poll_event(tern_sctp_t *s, tern_sctp_event_t *out)
         got = r > 0;
     }
     s->in_call--;
+    update_busy(s);
     if (!got && s->closing_event_pending) {
         s->closing_event_pending = false;
         *out = s->closing_event;
@@ -1350,7 +1414,7 @@ tern_time_t tern_sctp_global_next_deadline(const tern_ctx_t *ctx)
 {
     if (!ctx || ctx->sctp_users == 0 || !g_sctp.initialised)
         return TERN_TIME_NEVER;
-    return g_sctp.last_tick + TICK_US;
+    return g_sctp.last_tick + (g_sctp.busy ? TICK_US : IDLE_TICK_US);
 }
 
 int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
@@ -1388,8 +1452,10 @@ int tern_sctp_global_handle_timeout(tern_ctx_t *ctx, tern_time_t now)
         next = s->a_next;
         bool pending = s->pending;
         s->pending = false;
-        if (!s->held && !s->reset_wanted_count)
+        if (!s->held && !s->reset_wanted_count) {
             drop_attention(s);
+            update_busy(s);
+        }
         if (pending && s->cfg.on_pending)
             s->cfg.on_pending(s->cfg.owner);
     }

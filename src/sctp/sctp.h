@@ -238,8 +238,12 @@ void tern_sctp_get_stats(const tern_sctp_t *s, tern_sctp_stats_t *out);
 /* ---- usrsctp's process-wide timers, driven through the context ---- */
 
 /**
- * When tern_sctp_global_handle_timeout must next be called: 10 ms after the last tick while
- * this context has an association; TERN_TIME_NEVER otherwise.
+ * When tern_sctp_global_handle_timeout must next be called while this context has an
+ * association (TERN_TIME_NEVER otherwise): 10 ms after the last tick while some association of
+ * the process may have a short timer running (DATA unacknowledged either way, a handshake or a
+ * shutdown in progress, a stream reset pending), 250 ms after it otherwise. usrsctp's other
+ * timers (heartbeats, its secret key) are long and lose nothing by firing up to 250 ms late,
+ * and an idle process ticks 4 times a second instead of 100.
  */
 tern_time_t tern_sctp_global_next_deadline(const tern_ctx_t *ctx);
 
@@ -277,6 +281,9 @@ bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum);
 
 /** @return whether the packet holds a DATA chunk (RFC 4960 §3.3.1). */
 bool tern_sctp_wire_has_data(const uint8_t *pkt, size_t len);
+
+/** @return true with the TSN of the packet's last DATA chunk (RFC 4960 §3.3.1); false if none. */
+bool tern_sctp_wire_last_data_tsn(const uint8_t *pkt, size_t len, uint32_t *tsn);
 
 /**
  * Copy a packet without one of its chunks (offset and length as found above) into out, which

@@ -5,7 +5,8 @@
  * tern_sctp_wire_find_reset_request finds an Outgoing SSN Reset Request (RFC 6525 §4.1) in an
  * incoming RE-CONFIG chunk, tern_sctp_wire_sack_cum reads the cumulative TSN of an outgoing
  * SACK (RFC 4960 §3.3.4), tern_sctp_wire_has_data tells whether a packet carries DATA (for the
- * SACK policy), and tern_sctp_wire_without_chunk copies a packet minus one chunk.
+ * SACK policy), tern_sctp_wire_last_data_tsn reads the last TSN an outgoing packet carries (for
+ * the tick's pace), and tern_sctp_wire_without_chunk copies a packet minus one chunk.
  * Everything here reads untrusted bytes and is bounds-checked.
  */
 #include "sctp/sctp.h"
@@ -15,6 +16,7 @@
 #define COMMON_HEADER 12
 #define CHUNK_HEADER 4
 #define CHUNK_DATA 0        /* RFC 4960 §3.3.1 */
+#define DATA_HEADER 16      /* chunk header, TSN, stream, sequence, PPID */
 #define CHUNK_SACK 3        /* RFC 4960 §3.3.4 */
 #define CHUNK_RECONFIG 0x82 /* RFC 6525 §3.1 */
 /* Outgoing SSN Reset Request Parameter (RFC 6525 §4.1): type, length, request sequence,
@@ -84,6 +86,22 @@ bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum)
     for (size_t off = COMMON_HEADER; next_chunk(pkt, len, off, &type, &l); off += padded(l)) {
         if (type == CHUNK_SACK && l >= CHUNK_HEADER + 4) {
             *cum = tern_load_u32(pkt + off + CHUNK_HEADER);
+            found = true;
+        }
+    }
+    return found;
+}
+
+bool tern_sctp_wire_last_data_tsn(const uint8_t *pkt, size_t len, uint32_t *tsn)
+{
+    if (!pkt || len < COMMON_HEADER)
+        return false;
+    uint8_t type;
+    size_t l;
+    bool found = false;
+    for (size_t off = COMMON_HEADER; next_chunk(pkt, len, off, &type, &l); off += padded(l)) {
+        if (type == CHUNK_DATA && l >= DATA_HEADER) {
+            *tsn = tern_load_u32(pkt + off + CHUNK_HEADER);
             found = true;
         }
     }

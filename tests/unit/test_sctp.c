@@ -304,8 +304,8 @@ static void test_connect_and_close(void)
     eq_int(tern_sctp_global_next_deadline(&ctx), TERN_TIME_NEVER);
     connect_pair(0, 0);
     ok(tern_sctp_global_next_deadline(&ctx) != TERN_TIME_NEVER);
-    ok(tern_sctp_global_next_deadline(&ctx) <= now + TERN_MS(10));
-    eq_int(tern_sctp_connect(pa.s, now), 0); /* already connected: no-op */
+    ok(tern_sctp_global_next_deadline(&ctx) <= now + TERN_MS(250)); /* idle pace */
+    eq_int(tern_sctp_connect(pa.s, now), 0);                        /* already connected: no-op */
 
     /* Before connected, sends are refused; bad arguments too. */
     uint8_t one = 1;
@@ -855,10 +855,11 @@ static void test_global_clock(void)
     now = d1;
     eq_int(tern_sctp_global_handle_timeout(&ctx, now), 0);
     eq_int(tern_sctp_global_handle_timeout(&ctx2, now), 0);
-    eq_int(tern_sctp_global_next_deadline(&ctx2), d1 + TERN_MS(10));
+    /* Nothing has started: the idle pace. */
+    eq_int(tern_sctp_global_next_deadline(&ctx2), d1 + TERN_MS(250));
     /* Time going backwards restarts the clock instead of ticking a huge interval. */
     eq_int(tern_sctp_global_handle_timeout(&ctx, now - TERN_SEC(100)), 0);
-    eq_int(tern_sctp_global_next_deadline(&ctx), now - TERN_SEC(100) + TERN_MS(10));
+    eq_int(tern_sctp_global_next_deadline(&ctx), now - TERN_SEC(100) + TERN_MS(250));
     eq_int(tern_sctp_global_handle_timeout(&ctx, now), 0);
     tern_sctp_free(s2);
     eq_int(tern_sctp_global_next_deadline(&ctx2), TERN_TIME_NEVER);
@@ -1073,6 +1074,54 @@ static void test_read_buffers(void)
     free_pair();
 }
 
+static tern_time_t tick_pace(void)
+{
+    tern_time_t d = tern_sctp_global_next_deadline(&ctx);
+    tern_sctp_global_handle_timeout(&ctx, d);
+    tern_time_t next = tern_sctp_global_next_deadline(&ctx);
+    now = d;
+    return next - d;
+}
+
+/* The tick runs every 10 ms while a short timer may run, every 250 ms when all is quiet. */
+static void test_tick_pace(void)
+{
+    connect_pair(0, 0);
+    for (int k = 0; k < 5; k++)
+        tick();
+    eq_int(tick_pace(), TERN_MS(250));
+    /* A's DATA is unacknowledged (retransmission timer) until B's SACK, which may wait for
+     * the delayed-SACK timer (20 ms), comes back. */
+    uint8_t d[100] = {0};
+    eq_int(tern_sctp_send(pa.s, now, 1, 53, d, sizeof d, NULL), 0);
+    eq_int(tick_pace(), TERN_MS(10));
+    exchange();
+    int ticks = 0;
+    while (tern_sctp_global_next_deadline(&ctx) - now < TERN_MS(250) && ticks < 100) {
+        tick();
+        ticks++;
+    }
+    eq_int(pb.nmsgs, 1);
+    ok(ticks <= 4);
+    eq_int(tick_pace(), TERN_MS(250));
+    /* A lost packet keeps the fast pace until its retransmission is acknowledged. */
+    lose = lose_when_blocked;
+    drop_a_to_b = true;
+    eq_int(tern_sctp_send(pa.s, now, 1, 53, d, sizeof d, NULL), 0);
+    exchange();
+    drop_a_to_b = false;
+    for (int k = 0; k < 300 && pb.nmsgs < 2; k++) {
+        eq_int(tick_pace(), TERN_MS(10));
+        exchange();
+    }
+    eq_int(pb.nmsgs, 2);
+    lose = NULL;
+    /* Closing is paced fast too. */
+    eq_int(tern_sctp_close(pa.s, now), 0);
+    eq_int(tick_pace(), TERN_MS(10));
+    free_pair();
+}
+
 static void test_crc32c(void)
 {
     /* Both paths against the bitwise reference, at every length up to 300 (the 8-byte steps and
@@ -1126,6 +1175,7 @@ int main(void)
     subtest("wire", test_wire);
     subtest("sack policy", test_sack_policy);
     subtest("read buffers", test_read_buffers);
+    subtest("tick pace", test_tick_pace);
     subtest("crc32c", test_crc32c);
     return check_done();
 }
