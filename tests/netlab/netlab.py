@@ -18,6 +18,7 @@ stack can do fails.
 
 Usage: netlab.py --peer netlab_peer --impair netlab_impair --signal tern-signal
                  [--logs DIR] [--full] [--only REGEX] [--list]
+                 [--send tern-send --recv tern-recv [--files-mib N]]
 """
 
 import argparse
@@ -37,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import labnet  # noqa: E402
+import netlab_files  # noqa: E402
 import probe  # noqa: E402
 from labnet import Host, Lab, LabError, Nat, SERVER_IPS  # noqa: E402
 
@@ -825,6 +827,10 @@ def main():
                     "and cases whose capability is missing run (as TODO) instead of skipped")
     ap.add_argument("--only", help="run only the cases whose name matches this regex")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--send", help="tern-send, for the file-transfer cases (netlab_files.py)")
+    ap.add_argument("--recv", help="tern-recv, for the file-transfer cases")
+    ap.add_argument("--files-mib", type=int, default=1024,
+                    help="MiB of the file-transfer cases' large file (default 1024)")
     args = ap.parse_args()
     if args.full is False and os.environ.get("TERN_NETLAB_FULL"):
         args.full = True
@@ -842,6 +848,7 @@ def main():
     missing = [t for t in ("ip", "nft", "turnserver", "turnutils_natdiscovery", "openssl")
                if not shutil.which(t)]
     missing += [p for p in (args.peer, args.impair, args.signal) if not os.access(p, os.X_OK)]
+    missing += [p for p in (args.send, args.recv) if p and not os.access(p, os.X_OK)]
     if missing:
         rep.out("not ok 1 - missing: %s (scripts/setup.sh test installs the tools)" %
                 ", ".join(missing))
@@ -919,6 +926,8 @@ def run(lab, args, rep, cases, t_start):
         run_cut(lab, args, rep, 1, mend_after=4.0)
         run_cut(lab, args, rep, 2, mend_after=None)
         run_cut(lab, args, rep, 3, mend_after=None, restart=True)
+    netlab_files.run_files_cases(lab, args, rep, "ws://%s:%d/ws" % (SRV, labnet.SIGNAL_PORT),
+                                 STUN_URL, TURN_URLS, caps)
     print_matrix(rep, cases, args.full)
     rep.out("# %d todo, %d skipped; %.0f s in all" % (rep.todo, rep.skipped,
                                                        time.monotonic() - t_start))
