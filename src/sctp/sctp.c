@@ -78,6 +78,10 @@
  * 4 packets after each send, which starves a peer that acknowledges every 16th packet. 32 is
  * room for two such SACKs, far below the transmit queue (TXQ_ENTRIES). */
 #define DEFAULT_MAX_BURST 32
+/* Buckets of the live-association table: usrsctp hands our callbacks the association's address,
+ * which is checked against it for every packet, so the check must not walk all of them. */
+#define LIVE_BUCKET_BITS 10
+#define LIVE_BUCKETS (1u << LIVE_BUCKET_BITS)
 /* Smallest IPv4 datagram every host accepts (RFC 791); an SCTP MTU below it is a mistake. */
 #define MIN_MTU 576
 
@@ -149,8 +153,7 @@ struct tern_sctp {
     /* queues */
     tern_txq_t txq;
 
-    /* process-wide list of live associations */
-    struct tern_sctp *g_prev;
+    /* the next live association in the same bucket of g_sctp.live */
     struct tern_sctp *g_next;
     /* process-wide list of those the tick must look at (need_attention) */
     struct tern_sctp *a_prev;
@@ -178,9 +181,9 @@ struct tern_sctp {
 static struct {
     bool initialised;
     unsigned users;
-    struct tern_sctp *head;
-    struct tern_sctp *attention; /* associations with work for the tick (need_attention) */
-    unsigned busy;               /* associations that may have a short timer running */
+    struct tern_sctp *live[LIVE_BUCKETS]; /* live associations, hashed by address (is_live) */
+    struct tern_sctp *attention;          /* associations with work for the tick (need_attention) */
+    unsigned busy;                        /* associations that may have a short timer running */
     bool ticked;
     tern_time_t last_tick;
     bool in_tick;
@@ -197,9 +200,16 @@ static void issue_resets(struct tern_sctp *s, tern_time_t now);
 
 /* ---- process-wide stack ---- */
 
+static struct tern_sctp **live_bucket(const struct tern_sctp *s)
+{
+    /* Fibonacci hashing: the product's top bits mix all of the address's. */
+    uint64_t h = (uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15);
+    return &g_sctp.live[h >> (64 - LIVE_BUCKET_BITS)];
+}
+
 static bool is_live(const struct tern_sctp *s)
 {
-    for (const struct tern_sctp *it = g_sctp.head; it; it = it->g_next)
+    for (const struct tern_sctp *it = *live_bucket(s); it; it = it->g_next)
         if (it == s)
             return true;
     return false;
@@ -419,21 +429,20 @@ static void stack_release(tern_ctx_t *ctx)
 
 static void list_add(struct tern_sctp *s)
 {
-    s->g_next = g_sctp.head;
-    if (g_sctp.head)
-        g_sctp.head->g_prev = s;
-    g_sctp.head = s;
+    struct tern_sctp **b = live_bucket(s);
+    s->g_next = *b;
+    *b = s;
 }
 
 static void list_remove(struct tern_sctp *s)
 {
-    if (s->g_prev)
-        s->g_prev->g_next = s->g_next;
-    else if (g_sctp.head == s)
-        g_sctp.head = s->g_next;
-    if (s->g_next)
-        s->g_next->g_prev = s->g_prev;
-    s->g_prev = s->g_next = NULL;
+    for (struct tern_sctp **it = live_bucket(s); *it; it = &(*it)->g_next) {
+        if (*it == s) {
+            *it = s->g_next;
+            break;
+        }
+    }
+    s->g_next = NULL;
 }
 
 /* ---- socket set-up ---- */
