@@ -4,12 +4,12 @@
  * --quick) from tern-send to tern-recv over 127.0.0.1, through a tern-signal of its own, printed
  * next to the raw throughput of one channel between two processes measured in the same run
  * (bench_throughput with 64 KiB messages, the file protocol's chunk size, and the same flow
- * control: refill to 4 MiB at 1 MiB). The aim (examples/web/FILE-PROTOCOL.md, issue 6) is a file
- * rate within 10% of the raw one; the file side also reads the file, hashes it on both sides
- * (SHA-256) and writes it. The programs are the real ones, run as child processes; their rate is
- * what tern-send reports (the first file offered to the last `done`, so connection setup is not
- * counted), their CPU seconds come from wait4. The file is made in a temporary folder and
- * removed, as is the copy; the copy is compared with the original first.
+ * control: refill to 4 MiB at 1 MiB), and the ratio of the two ("files_vs_raw", in %). The aim
+ * (issue 6) is a file rate within 10% of the raw one; the file side also reads the file, hashes it
+ * on both sides (SHA-256) and writes it. The programs are the real ones, run as child processes;
+ * their rate is what tern-send reports (the first file offered to the last `done`, so connection
+ * setup is not counted), their CPU seconds come from wait4. The file is made in a temporary folder
+ * and removed, as is the copy; the copy is compared with the original first.
  *
  * The paths of the programs come from CMake (TERN_SIGNAL_PATH, TERN_SEND_PATH, TERN_RECV_PATH);
  * without them the benchmark says so and does nothing.
@@ -139,6 +139,40 @@ static bool same_files(const char *a, const char *b)
 
 #if defined(TERN_SIGNAL_PATH) && defined(TERN_SEND_PATH) && defined(TERN_RECV_PATH)
 
+/*
+ * Run the raw channel benchmark and return the rate it printed (MB/s), or -1. Its output
+ * (and its peer process's) goes through a temporary file, copied to stdout afterwards, so
+ * that the figure can be read back and compared.
+ */
+static double raw_throughput(const bench_opts_t *opts, const char *fig)
+{
+    FILE *tmp = tmpfile();
+    int saved = dup(STDOUT_FILENO);
+    if (!tmp || saved < 0) {
+        if (tmp)
+            fclose(tmp);
+        return bench_throughput(opts, true, 65536, fig) == 0 ? 0 : -1;
+    }
+    fflush(stdout);
+    dup2(fileno(tmp), STDOUT_FILENO);
+    int rc = bench_throughput(opts, true, 65536, fig);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    double rate = -1;
+    char line[512], prefix[160];
+    int plen = snprintf(prefix, sizeof prefix, "bench %s ", fig);
+    rewind(tmp);
+    while (fgets(line, sizeof line, tmp)) {
+        fputs(line, stdout);
+        if (strncmp(line, prefix, (size_t)plen) == 0 && strstr(line, " MB/s"))
+            rate = strtod(line + plen, NULL);
+    }
+    fclose(tmp);
+    fflush(stdout);
+    return rc == 0 && rate > 0 ? rate : -1;
+}
+
 /* tern-signal on an ephemeral port: its first line names it. */
 static bool start_signal(child_t *sig, const char *dir, char *url, size_t cap)
 {
@@ -233,7 +267,8 @@ int bench_files(const bench_opts_t *opts, const char *name)
     raw.bulk_low = (size_t)1 << 20;
     raw.bulk_high = (size_t)4 << 20;
     snprintf(fig, sizeof fig, "%s_raw_2proc_64k", name);
-    if (bench_throughput(&raw, true, 65536, fig) != 0)
+    double raw_rate = raw_throughput(&raw, fig);
+    if (raw_rate < 0)
         goto done;
     double cpu = 0;
     double rate = transfer(opts, dir, src, size, &cpu);
@@ -243,9 +278,12 @@ int bench_files(const bench_opts_t *opts, const char *name)
     bench_figure(fig, rate, 1, "MB/s");
     snprintf(fig, sizeof fig, "%s_%s_cpu", name, opts->quick ? "8mib" : "1gib");
     bench_figure(fig, cpu, 2, "s");
-    bench_note("%s: %.1f MB per CPU second (tern-send and tern-recv); compare with the raw "
-               "channel's figure above (the aim: a file rate within 10%% of the raw rate)",
+    bench_note("%s: %.1f MB per CPU second (tern-send and tern-recv: both also hash and do "
+               "file I/O)",
                name, (double)size / 1e6 / cpu);
+    /* The aim: at least 90% of the raw channel's rate. */
+    snprintf(fig, sizeof fig, "%s_vs_raw", name);
+    bench_figure(fig, rate / raw_rate * 100, 1, "%");
     rc = 0;
 done:
     unlink(src);
