@@ -83,7 +83,7 @@ struct app {
     unsigned ok, failed, skipped;
     uint64_t moved, resumed;
     tern_time_t t_first, t_last;
-    bool finishing, interrupted;
+    bool finishing, interrupted, filling;
     char path_type[16], path_detail[256];
     int exit_code;
     uint8_t buf[FX_MAX_CHUNK];
@@ -413,10 +413,18 @@ static void start_file(app_t *app, sfile_t *f)
         app->t_first = now_of(app);
 }
 
+/* Open channels up to SEND_PARALLEL. A file that fails at once settles, which calls this
+ * again: the flag keeps that from recursing once per unreadable file. */
 static void fill_window(app_t *app)
 {
+    if (app->filling)
+        return;
+    app->filling = true;
     while (app->pc && !app->finishing && app->active < SEND_PARALLEL && app->next < app->count)
         start_file(app, &app->files[app->next++]);
+    app->filling = false;
+    if (app->pc && !app->finishing && app->next == app->count && app->active == 0)
+        finish(app);
 }
 
 static void end_stream(sfile_t *f)
