@@ -4,10 +4,11 @@
  * hands them to the pc; datagrams read with recvmmsg go to tern_pc_handle_input; after every
  * mutation the pc is drained (CONVENTIONS.md §2 rule 3): transmits are copied into a sendmmsg
  * batch for the socket bound to their source address (runs of same-size datagrams to one
- * destination leave as one UDP GSO send where the kernel allows it), events go to the callbacks,
- * and the pc's next deadline moves its heap node. Callbacks may call into any pc and may remove
- * any pc, their own included: a removed entry is never touched again and is freed at the end of
- * the iteration, when no epoll event, batch or stack frame can still point at it.
+ * destination leave as one UDP GSO send where the kernel allows it; on receive, UDP GRO hands
+ * such runs up whole and they are cut here), events go to the callbacks, and the pc's next
+ * deadline moves its heap node. Callbacks may call into any pc and may remove any pc, their own
+ * included: a removed entry is never touched again and is freed at the end of the iteration,
+ * when no epoll event, batch or stack frame can still point at it.
  */
 #include "io/io_loop.h"
 #include "io/io_mdns.h"
@@ -63,6 +64,11 @@ static bool open_sock(tern_loop_t *loop, tern_io_pc_t *e, const tern_addr_t *add
                       tern_addr_log(loop->ctx, addr, buf), strerror(errno));
         return false;
     }
+    /* UDP GRO (Linux 5.0): a run of same-size datagrams from one sender comes up as one, with
+     * its segment size (deliver cuts it); on loopback a GSO send is not even split. Without it
+     * (an older kernel) datagrams come one by one, as before. */
+    const int on = 1;
+    (void)setsockopt(s->fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
         TERN_LOG_WARN(loop->ctx, "io", "driver %u cannot poll a socket: %s", e->id,
@@ -458,7 +464,13 @@ void tern_io_pc_drain_pending(tern_loop_t *loop)
 
 /* ---- input and timers ---- */
 
-static void prepare_rx(tern_io_batch_t *b)
+/* Room for each received datagram's ancillary data: the UDP_GRO segment size. */
+typedef union rx_ctl {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+} rx_ctl_t;
+
+static void prepare_rx(tern_io_batch_t *b, rx_ctl_t *ctl)
 {
     for (size_t i = 0; i < TERN_IO_BATCH; i++) {
         b->iov[i] = (struct iovec){.iov_base = b->buf + i * TERN_IO_SLOT_BYTES,
@@ -468,8 +480,24 @@ static void prepare_rx(tern_io_batch_t *b)
             .msg_namelen = sizeof b->addrs[i],
             .msg_iov = &b->iov[i],
             .msg_iovlen = 1,
+            .msg_control = ctl[i].buf,
+            .msg_controllen = sizeof ctl[i].buf,
         };
     }
+}
+
+/* The size of the datagrams a GRO receive joined; 0 if it is one datagram. */
+static size_t gro_segment(struct msghdr *h)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(c), sizeof seg);
+            return seg > 0 ? (size_t)seg : 0;
+        }
+    }
+    return 0;
 }
 
 /* Hand the received datagrams to the pc, one at a time, draining after each. */
@@ -478,26 +506,36 @@ static void deliver(tern_loop_t *loop, tern_io_sock_t *s, int n)
     tern_io_batch_t *b = &loop->rx;
     tern_io_pc_t *e = s->owner;
     for (int i = 0; i < n && !e->removed; i++) {
-        const struct msghdr *h = &b->msgs[i].msg_hdr;
-        tern_datagram_t d = {
-            .local = s->local, .data = h->msg_iov->iov_base, .len = b->msgs[i].msg_len};
+        struct msghdr *h = &b->msgs[i].msg_hdr;
+        tern_datagram_t d = {.local = s->local};
         if ((h->msg_flags & MSG_TRUNC) ||
             !tern_io_addr_from_sockaddr(h->msg_name, h->msg_namelen, &d.remote)) {
             loop->rx_errors++;
             continue;
         }
-        loop->rx_datagrams++;
-        tern_pc_handle_input(e->pc, tern_io_clock_now(), &d);
-        drain_pc(loop, e);
+        const uint8_t *p = h->msg_iov->iov_base;
+        size_t left = b->msgs[i].msg_len, seg = gro_segment(h);
+        if (seg == 0 || seg > left)
+            seg = left;
+        do { /* each datagram of a GRO run, the last one possibly shorter */
+            d.data = p;
+            d.len = TERN_MIN(seg, left);
+            p += d.len;
+            left -= d.len;
+            loop->rx_datagrams++;
+            tern_pc_handle_input(e->pc, tern_io_clock_now(), &d);
+            drain_pc(loop, e);
+        } while (left > 0 && !e->removed);
     }
 }
 
 void tern_io_pc_on_readable(tern_loop_t *loop, tern_io_sock_t *s)
 {
+    rx_ctl_t ctl[TERN_IO_BATCH];
     for (int read = 0; read < MAX_READS_PER_WAKEUP;) {
         if (s->fd < 0 || s->owner->removed)
             return;
-        prepare_rx(&loop->rx);
+        prepare_rx(&loop->rx, ctl);
         int n = recvmmsg(s->fd, loop->rx.msgs, TERN_IO_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)
