@@ -293,6 +293,17 @@ static void mark_pending(struct tern_sctp *s)
     }
 }
 
+/* At trace level, every packet's chunks (TERN_LOG=sctp=trace). */
+static void trace_packet(struct tern_sctp *s, const char *dir, const uint8_t *pkt, size_t len)
+{
+    if (!TERN_LOG_ENABLED(s->ctx, TERN_LOG_TRACE))
+        return;
+    char chunks[512];
+    tern_sctp_wire_describe(pkt, len, chunks, sizeof chunks);
+    TERN_LOG_TRACE(s->ctx, SCTP_LOG, "assoc %u now=%lld %s %zu bytes:%s", s->id,
+                   (long long)(g_sctp.in_tick ? g_sctp.tick_now : s->now), dir, len, chunks);
+}
+
 /* usrsctp's output callback: one SCTP packet for the association whose address is `addr`. */
 static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8_t set_df)
 {
@@ -306,9 +317,11 @@ static int on_output(void *addr, void *buffer, size_t length, uint8_t tos, uint8
     if (!out) {
         /* SCTP retransmits what is lost; a full queue is just loss. */
         s->stats.packets_dropped++;
+        trace_packet(s, "dropped (queue full)", buffer, length);
         return 0;
     }
     memcpy(out, buffer, length);
+    trace_packet(s, "out", out, length);
     /* With the checksum "offloaded" (set_sysctls), usrsctp leaves it to us: the peer checks
      * it (RFC 4960 §6.8), we do not check its (DTLS already authenticates every byte). */
     memset(out + SCTP_CHECKSUM_OFFSET, 0, 4);
@@ -373,6 +386,16 @@ static void set_sysctls(void)
     usrsctp_sysctl_set_sctp_init_rtx_max_default(8);
     usrsctp_sysctl_set_sctp_assoc_rtx_max_default(10);
     usrsctp_sysctl_set_sctp_path_rtx_max_default(10);
+    /* No limit on the retransmissions of one chunk (usrsctp: 30, then ABORT). A receiver whose
+     * socket buffer overflows (a browser on loopback, 200 KiB of rmem) loses a burst of fast
+     * retransmissions again and again while it keeps acknowledging other data within a few
+     * milliseconds: a congested path, not a dead peer. A dead peer is still detected by the
+     * association's error count (assoc_rtx_max consecutive timeouts, above), as in dcSCTP. */
+    usrsctp_sysctl_set_sctp_max_retran_chunk(0);
+    /* usrsctp's own ABORTs (a protocol violation, too many retransmissions) carry their reason
+     * as a Protocol Violation cause (RFC 4960 §3.3.10.13) instead of nothing: the peer's log
+     * and our trace then say why. */
+    usrsctp_sysctl_set_sctp_diag_info_code(13);
     /* A SACK within 20 ms rather than 200 keeps the sender's window moving on lossy paths. */
     usrsctp_sysctl_set_sctp_delayed_sack_time_default(20);
     /* Many small messages must not hit the chunk-count limit before the byte limit. */
@@ -803,6 +826,7 @@ int tern_sctp_handle_input(tern_sctp_t *s, tern_time_t now, const uint8_t *packe
             return TERN_OK; /* dropped; logged by connect */
     }
     enter(s, now);
+    trace_packet(s, "in", packet, len);
     s->stats.packets_received++;
     s->stats.bytes_received += len;
     if (s->state == TERN_SCTP_STATE_CONNECTED && tern_sctp_wire_has_data(packet, len)) {

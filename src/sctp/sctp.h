@@ -292,4 +292,8 @@ bool tern_sctp_wire_last_data_tsn(const uint8_t *pkt, size_t len, uint32_t *tsn)
 size_t tern_sctp_wire_without_chunk(const uint8_t *pkt, size_t len, size_t chunk_off,
                                     size_t chunk_len, uint8_t *out);
 
+/** Describe a packet's chunks for a trace line (" DATA(tsn=… sid=… len=…) SACK(cum=…)"),
+ *  truncated to size bytes (always terminated). */
+void tern_sctp_wire_describe(const uint8_t *pkt, size_t len, char *out, size_t size);
+
 #endif

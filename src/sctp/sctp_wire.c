@@ -11,6 +11,7 @@
  */
 #include "sctp/sctp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define COMMON_HEADER 12
@@ -127,4 +128,74 @@ size_t tern_sctp_wire_without_chunk(const uint8_t *pkt, size_t len, size_t chunk
     memcpy(out, pkt, chunk_off);
     memcpy(out + chunk_off, pkt + chunk_off + skip, len - chunk_off - skip);
     return len - skip;
+}
+
+/* Chunk names of RFC 4960 §3.2 and its extensions (RFC 3758 FORWARD-TSN, RFC 6525 RE-CONFIG). */
+static const char *chunk_name(uint8_t type)
+{
+    static const char *const base[] = {
+        "DATA", "INIT", "INIT-ACK", "SACK", "HEARTBEAT", "HEARTBEAT-ACK", "ABORT", "SHUTDOWN",
+        "SHUTDOWN-ACK", "ERROR", "COOKIE-ECHO", "COOKIE-ACK", "ECNE", "CWR", "SHUTDOWN-COMPLETE"};
+    if (type < sizeof base / sizeof base[0])
+        return base[type];
+    return type == 0xc0 ? "FORWARD-TSN" : type == CHUNK_RECONFIG ? "RE-CONFIG" : NULL;
+}
+
+/* One chunk's words: its name and what tells it apart (a TSN, a cumulative ack, a cause). */
+static int describe_chunk(const uint8_t *c, size_t l, char *out, size_t size)
+{
+    const char *name = chunk_name(c[0]);
+    char unknown[16];
+    if (!name) {
+        snprintf(unknown, sizeof unknown, "0x%02x", c[0]);
+        name = unknown;
+    }
+    if (c[0] == CHUNK_DATA && l >= DATA_HEADER)
+        return snprintf(out, size, " DATA(tsn=%u sid=%u len=%zu%s%s)", tern_load_u32(c + 4),
+                        tern_load_u16(c + 8), l - DATA_HEADER, (c[1] & 2) ? " B" : "",
+                        (c[1] & 1) ? " E" : "");
+    if (c[0] == CHUNK_SACK && l >= 16) {
+        unsigned gaps = tern_load_u16(c + 12), shown = 0;
+        int n = snprintf(out, size, " SACK(cum=%u a_rwnd=%u dups=%u gaps", tern_load_u32(c + 4),
+                         tern_load_u32(c + 8), tern_load_u16(c + 14));
+        for (; shown < gaps && shown < 4 && 20 + 4 * (size_t)shown <= l && n > 0 &&
+               (size_t)n < size;
+             shown++) /* each block: start and end, offsets from the cumulative TSN */
+            n += snprintf(out + n, size - (size_t)n, " +%u-%u", tern_load_u16(c + 16 + 4 * shown),
+                          tern_load_u16(c + 18 + 4 * shown));
+        if (n > 0 && (size_t)n < size)
+            n += snprintf(out + n, size - (size_t)n, "%s)", shown < gaps ? " ..." : "");
+        return n;
+    }
+    if ((c[0] == 6 || c[0] == 9) && l >= 8) { /* ABORT, ERROR: the first cause, with its text */
+        size_t cause_len = TERN_MIN((size_t)tern_load_u16(c + 6), l - 4), text = 0;
+        if (tern_load_u16(c + 4) == 13 && cause_len > 4) /* Protocol Violation: printable text */
+            while (text < cause_len - 4 && text < 120 && c[8 + text] >= 0x20 && c[8 + text] < 0x7f)
+                text++;
+        return snprintf(out, size, " %s(T=%u cause=%u%s%.*s)", name, c[1] & 1,
+                        tern_load_u16(c + 4), text ? " " : "", (int)text, (const char *)c + 8);
+    }
+    if (c[0] == 6)
+        return snprintf(out, size, " ABORT(T=%u)", c[1] & 1);
+    return snprintf(out, size, " %s(len=%zu)", name, l);
+}
+
+void tern_sctp_wire_describe(const uint8_t *pkt, size_t len, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    if (!pkt || len < COMMON_HEADER) {
+        snprintf(out, size, " (%zu bytes: no common header)", len);
+        return;
+    }
+    uint8_t type;
+    size_t l, off = COMMON_HEADER;
+    for (; next_chunk(pkt, len, off, &type, &l) && used < size; off += padded(l)) {
+        int n = describe_chunk(pkt + off, l, out + used, size - used);
+        if (n < 0)
+            return;
+        used += (size_t)n;
+    }
+    if (off < len && used < size)
+        snprintf(out + used, size - used, " (%zu malformed bytes)", len - off);
 }

@@ -478,6 +478,52 @@ static void test_loss_recovery(void)
     free_pair();
 }
 
+/* One DATA chunk lost again and again while the rest of the stream gets through: a receiver
+ * whose socket buffer keeps overflowing (a browser on loopback) loses a retransmission as often
+ * as usrsctp's per-chunk limit (30), and usrsctp would ABORT a peer that is acknowledging all the
+ * while. */
+enum { STUBBORN_LOSSES = 40 };
+static bool stubborn_armed;
+static uint32_t stubborn_tsn;
+static unsigned stubborn_dropped;
+static bool lose_one_chunk_often(const uint8_t *pkt, size_t len, bool a_to_b)
+{
+    uint32_t tsn;
+    if (!a_to_b || !stubborn_armed || !tern_sctp_wire_last_data_tsn(pkt, len, &tsn))
+        return false;
+    if (stubborn_dropped == 0)
+        stubborn_tsn = tsn;
+    if (tsn != stubborn_tsn || stubborn_dropped >= STUBBORN_LOSSES)
+        return false;
+    stubborn_dropped++;
+    return true;
+}
+
+static void test_chunk_lost_many_times(void)
+{
+    connect_pair(0, 0);
+    lose = lose_one_chunk_often;
+    stubborn_armed = true;
+    stubborn_dropped = 0;
+    enum { N = 1500 };
+    uint8_t *d = make_payload(9, 1000);
+    for (uint32_t i = 0; i < N && !pa.failed; i++) {
+        eq_int(send_blocking(&pa, 1, 53, d, 1000, NULL), 0);
+        exchange();
+        if (i % 8 == 0)
+            tick();
+    }
+    for (int k = 0; k < 3000 && pb.nmsgs < N && !pa.failed; k++)
+        tick();
+    eq_int(stubborn_dropped, STUBBORN_LOSSES);
+    ok(!pa.failed && !pb.failed);
+    eq_int(pb.nmsgs, N);
+    free(d);
+    lose = NULL;
+    stubborn_armed = false;
+    free_pair();
+}
+
 static void test_partial_reliability(void)
 {
     connect_pair(0, 0);
@@ -941,8 +987,23 @@ static void test_wire(void)
         (void)tern_sctp_wire_find_reset_request(p, cut, &off, &len, &tsn);
         (void)tern_sctp_wire_sack_cum(p, cut, &cum);
         (void)tern_sctp_wire_has_data(p, cut);
+        char words[64];
+        tern_sctp_wire_describe(p, cut, words, sizeof words);
+        ok(strlen(words) < sizeof words);
         guard_free(&g);
     }
+    char words[256];
+    tern_sctp_wire_describe(pkt, sizeof pkt, words, sizeof words);
+    eq_str(words, " SACK(cum=16909060 a_rwnd=65536 dups=0 gaps) RE-CONFIG(len=22)"
+                  " DATA(tsn=9 sid=1 len=1 B E)");
+    /* An ABORT carrying a Protocol Violation cause with its text (what usrsctp sends). */
+    static const uint8_t abort_pkt[] = {0x13, 0x88, 0x13, 0x88, 0, 0, 0, 1, 0, 0, 0, 0,
+                                        0x06, 0x00, 0x00, 0x0c, 0x00, 0x0d, 0x00, 0x08,
+                                        'g', 'o', 'n', 'e'};
+    tern_sctp_wire_describe(abort_pkt, sizeof abort_pkt, words, sizeof words);
+    eq_str(words, " ABORT(T=0 cause=13 gone)");
+    tern_sctp_wire_describe(pkt, 30, words, sizeof words); /* RE-CONFIG cut short */
+    eq_str(words, " SACK(cum=16909060 a_rwnd=65536 dups=0 gaps) (2 malformed bytes)");
     ok(!tern_sctp_wire_find_reset_request(pkt, 49, &off, &len, &tsn)); /* chunk cut short */
     uint8_t bad[sizeof pkt];
     memcpy(bad, pkt, sizeof pkt);
@@ -1162,6 +1223,7 @@ int main(void)
     subtest("messages", test_messages);
     subtest("receive limit", test_receive_limit);
     subtest("loss recovery", test_loss_recovery);
+    subtest("one chunk lost many times", test_chunk_lost_many_times);
     subtest("partial reliability", test_partial_reliability);
     subtest("partial reliability keeps messages whole", test_partial_reliability_integrity);
     subtest("partial reliability of every kind under loss", test_partial_reliability_kinds);
