@@ -3,10 +3,9 @@
 # errors, then again under AddressSanitizer and UndefinedBehaviorSanitizer, then a short run of
 # every fuzz harness.
 # The browser suite (ctest label browser: headless Chromium and Firefox ESR against the native
-# peers, about a minute) runs in the gcc and the sanitizer passes, so that tern's side of every
-# browser case is also checked by ASan and UBSan; it needs root (network namespaces).
-# The NAT lab (ctest label netlab: network namespaces, nftables NATs, coturn, about 2 minutes)
-# runs the same way, as root; tests/netlab/netlab.py --full is the whole matrix.
+# peers) and the NAT lab (ctest label netlab: network namespaces, nftables NATs, coturn;
+# tests/netlab/netlab.py --full is the whole matrix) need root and take minutes: they run once,
+# in the sanitizer pass, where tern's side of every case is also checked by ASan and UBSan.
 # Usage: scripts/test.sh [extra ctest arguments, e.g. -L unit, or -LE browser]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +20,8 @@ run_suite() {
     (cd "$dir" && ctest --output-on-failure -j "$jobs" $ctest_args)
 }
 
-ctest_args="$*"
-echo "== gcc, -Werror"
+ctest_args="-LE browser|netlab $*"
+echo "== gcc, -Werror (all but the browser suite and the NAT lab)"
 CC=gcc run_suite "$top/build/gcc"
 echo "== clang, -Werror (unit, fuzz replay, lint)"
 ctest_args="-L unit|fuzz|lint $*"
@@ -31,10 +30,10 @@ ctest_args="$*"
 echo "== gcc, ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     CC=gcc run_suite "$top/build/asan" -DTERN_SANITIZE=address,undefined
-# Every fuzz harness for a share of TERN_FUZZ_SECONDS (default 540: under 10 minutes in all;
-# 0 skips); scripts/fuzz.sh runs them longer.
-if [ "${TERN_FUZZ_SECONDS:-540}" -gt 0 ]; then
-    echo "== clang, libFuzzer + ASan + UBSan: every harness, ${TERN_FUZZ_SECONDS:-540} s in all"
-    "$top/scripts/fuzz.sh" --total "${TERN_FUZZ_SECONDS:-540}" --build "$top/build/fuzz"
+# Every fuzz harness for a share of TERN_FUZZ_SECONDS (default 300: 5 minutes in all; 0 skips);
+# scripts/fuzz.sh runs them longer.
+if [ "${TERN_FUZZ_SECONDS:-300}" -gt 0 ]; then
+    echo "== clang, libFuzzer + ASan + UBSan: every harness, ${TERN_FUZZ_SECONDS:-300} s in all"
+    "$top/scripts/fuzz.sh" --total "${TERN_FUZZ_SECONDS:-300}" --build "$top/build/fuzz"
 fi
 echo "== all tests passed"
