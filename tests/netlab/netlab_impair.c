@@ -208,7 +208,7 @@ int main(int argc, char **argv)
     opts_t o = {.gap_us = 20000, .seed = 1};
     if (argc < 3)
         return usage();
-    for (int i = 3; i < argc; i++) {
+    for (int i = 3; i < argc; i += 2) { /* --option value */
         if (i + 1 >= argc)
             return usage();
         double v = strtod(argv[i + 1], NULL);
@@ -226,7 +226,6 @@ int main(int argc, char **argv)
             o.seed = strtoull(argv[i + 1], NULL, 10);
         else
             return usage();
-        i++;
     }
     rng_state = o.seed ? o.seed : 1;
 
