@@ -831,6 +831,9 @@ def main():
     ap.add_argument("--recv", help="tern-recv, for the file-transfer cases")
     ap.add_argument("--files-mib", type=int, default=1024,
                     help="MiB of the file-transfer cases' large file (default 1024)")
+    ap.add_argument("--recv-max-rss-mib", type=int, default=netlab_files.RECV_MAX_RSS_MIB,
+                    help="bound on tern-recv's peak resident memory in the file-transfer cases "
+                         "(default %d)" % netlab_files.RECV_MAX_RSS_MIB)
     args = ap.parse_args()
     if args.full is False and os.environ.get("TERN_NETLAB_FULL"):
         args.full = True
