@@ -54,16 +54,6 @@
 #define RECV_MAX_RSS_KIB (64 * 1024)
 #define GIVE_UP_MS 300000
 
-#define subtest_call(name, expr)                                                                   \
-    do {                                                                                           \
-        int before_ = check_failed_;                                                               \
-        check_subtest_ = (name);                                                                   \
-        expr;                                                                                      \
-        printf("# %s %s\n", before_ == check_failed_ ? "pass" : "FAIL", (name));                   \
-        fflush(stdout);                                                                            \
-        check_subtest_ = "";                                                                       \
-    } while (0)
-
 static char root[256];      /* the test's temporary folder */
 static char signal_url[64]; /* ws://127.0.0.1:PORT/ws */
 static int room_seq;

@@ -44,17 +44,6 @@
 #define MAX_DC 8
 #define MAX_MSGS 16
 
-/* subtest() for an expression with arguments. */
-#define subtest_call(name, expr)                                                                   \
-    do {                                                                                           \
-        int before_ = check_failed_;                                                               \
-        check_subtest_ = (name);                                                                   \
-        expr;                                                                                      \
-        printf("# %s %s\n", before_ == check_failed_ ? "pass" : "FAIL", (name));                   \
-        fflush(stdout);                                                                            \
-        check_subtest_ = "";                                                                       \
-    } while (0)
-
 static tern_ctx_t *ctx;
 static tern_loop_t *loop;
 

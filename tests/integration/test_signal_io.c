@@ -27,16 +27,6 @@
 
 #define GIVE_UP_MS 20000
 
-/* subtest() for an expression with arguments. */
-#define subtest_call(name, expr)                                                                   \
-    do {                                                                                           \
-        int before_ = check_failed_;                                                               \
-        check_subtest_ = (name);                                                                   \
-        expr;                                                                                      \
-        printf("# %s %s\n", before_ == check_failed_ ? "pass" : "FAIL", (name));                   \
-        check_subtest_ = "";                                                                       \
-    } while (0)
-
 static tern_ctx_t *new_ctx(void)
 {
     tern_ctx_t *ctx = NULL;

@@ -50,12 +50,16 @@ static inline bool check_report_(bool pass, const char *file, int line, const ch
     check_report_(memcmp((a), (b), (n)) == 0, __FILE__, __LINE__, "memcmp(" #a ", " #b ")")
 
 /* Run fn as a named group of checks. */
-#define subtest(name, fn)                                                                         \
+#define subtest(name, fn) subtest_call(name, fn())
+
+/* subtest() for any expression, e.g. a call with arguments. */
+#define subtest_call(name, expr)                                                                  \
     do {                                                                                          \
         int before_ = check_failed_;                                                              \
         check_subtest_ = (name);                                                                  \
-        fn();                                                                                     \
+        expr;                                                                                     \
         printf("# %s %s\n", before_ == check_failed_ ? "pass" : "FAIL", (name));                  \
+        fflush(stdout);                                                                           \
         check_subtest_ = "";                                                                      \
     } while (0)
 
