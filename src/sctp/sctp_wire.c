@@ -77,7 +77,10 @@ bool tern_sctp_wire_find_reset_request(const uint8_t *pkt, size_t len, size_t *c
     return false;
 }
 
-bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum)
+/* The first 32-bit field after the header of the packet's last chunk of this type (the SACK's
+ * cumulative TSN, the DATA chunk's TSN); false if there is none of at least min_len bytes. */
+static bool last_chunk_field(const uint8_t *pkt, size_t len, uint8_t want, size_t min_len,
+                             uint32_t *out)
 {
     if (!pkt || len < COMMON_HEADER)
         return false;
@@ -85,28 +88,22 @@ bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum)
     size_t l;
     bool found = false;
     for (size_t off = COMMON_HEADER; next_chunk(pkt, len, off, &type, &l); off += padded(l)) {
-        if (type == CHUNK_SACK && l >= CHUNK_HEADER + 4) {
-            *cum = tern_load_u32(pkt + off + CHUNK_HEADER);
+        if (type == want && l >= min_len) {
+            *out = tern_load_u32(pkt + off + CHUNK_HEADER);
             found = true;
         }
     }
     return found;
 }
 
+bool tern_sctp_wire_sack_cum(const uint8_t *pkt, size_t len, uint32_t *cum)
+{
+    return last_chunk_field(pkt, len, CHUNK_SACK, CHUNK_HEADER + 4, cum);
+}
+
 bool tern_sctp_wire_last_data_tsn(const uint8_t *pkt, size_t len, uint32_t *tsn)
 {
-    if (!pkt || len < COMMON_HEADER)
-        return false;
-    uint8_t type;
-    size_t l;
-    bool found = false;
-    for (size_t off = COMMON_HEADER; next_chunk(pkt, len, off, &type, &l); off += padded(l)) {
-        if (type == CHUNK_DATA && l >= DATA_HEADER) {
-            *tsn = tern_load_u32(pkt + off + CHUNK_HEADER);
-            found = true;
-        }
-    }
-    return found;
+    return last_chunk_field(pkt, len, CHUNK_DATA, DATA_HEADER, tsn);
 }
 
 bool tern_sctp_wire_has_data(const uint8_t *pkt, size_t len)
