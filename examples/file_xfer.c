@@ -503,6 +503,7 @@ void fx_progress_init(fx_progress_t *p, const char *prog, const char *verb, bool
                          .verb = verb,
                          .enabled = enabled,
                          .tty = isatty(STDERR_FILENO) == 1,
+                         .out = stderr,
                          .start = now,
                          .last_line = now,
                          .last_sample = now};
@@ -553,21 +554,21 @@ void fx_progress_tick(fx_progress_t *p, tern_time_t now)
         for (unsigned i = 0; i < 20; i++)
             bar[i] = i < fill ? '#' : '-';
         bar[20] = '\0';
-        fprintf(stderr, "\r\033[K[%s] %3u%% %s / %s  %.1f MB/s  ETA %s  %u/%u files", bar, pct,
+        fprintf(p->out, "\r\033[K[%s] %3u%% %s / %s  %.1f MB/s  ETA %s  %u/%u files", bar, pct,
                 done, total, p->rate / 1e6, eta, p->files_done, p->files_total);
         p->drawn = true;
     } else {
-        fprintf(stderr, "%s: %s %s of %s (%u%%), %.1f MB/s, ETA %s, %u of %u files\n", p->prog,
+        fprintf(p->out, "%s: %s %s of %s (%u%%), %.1f MB/s, ETA %s, %u of %u files\n", p->prog,
                 p->verb, done, total, pct, p->rate / 1e6, eta, p->files_done, p->files_total);
     }
-    fflush(stderr);
+    fflush(p->out);
 }
 
 void fx_progress_clear(fx_progress_t *p)
 {
     if (p->drawn) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
+        fputs("\r\033[K", p->out);
+        fflush(p->out);
         p->drawn = false;
     }
 }

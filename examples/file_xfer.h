@@ -142,7 +142,8 @@ typedef struct fx_progress {
     const char *prog; /* "tern-send" */
     const char *verb; /* "sent" / "received" */
     bool enabled;     /* false: --quiet */
-    bool tty;         /* stderr is a terminal: one line redrawn in place */
+    bool tty;         /* out is a terminal: one line redrawn in place */
+    FILE *out;        /* stderr; a test points it elsewhere */
     tern_time_t start, last_line, last_sample;
     uint64_t total; /* bytes of the files announced */
     uint64_t done;  /* bytes of them in place (resumed ones included) */

@@ -5,7 +5,8 @@
  * temporary folder the test makes and removes.
  *
  * - The shared code's checks: names from the peer (every refusal rule, UTF-8), every message
- *   type parsed and refused, quoting for the terminal.
+ *   type parsed and refused, quoting for the terminal, and the progress display (plain lines
+ *   and the terminal's bar, driven with given times so that every figure is exact).
  * - Native to native over loopback: files of 0 B, 1 B and 1 MiB and a folder tree in one run;
  *   then one large file (1 GiB; TERN_FILES_BIG_MIB under sanitizers) with the receiver's
  *   resident memory sampled throughout (bounded: the file never sits in memory). Contents
@@ -484,6 +485,153 @@ static void check_names(void)
     eq_str(q, "\"a\\x1b\\x22b\"");
     fx_quote("0123456789abcdefghijklmnopqrstuvwxyz", 36, q, 16);
     ok(strlen(q) < 16 && strstr(q, "...\""));
+}
+
+/* What the progress display wrote to f since the last call; f is emptied for the next step. */
+static void take_output(FILE *f, char *out, size_t cap)
+{
+    fflush(f);
+    long n = ftell(f);
+    rewind(f);
+    size_t got = fread(out, 1, n > 0 && (size_t)n < cap ? (size_t)n : cap - 1, f);
+    out[got] = '\0';
+    rewind(f);
+    if (ftruncate(fileno(f), 0) != 0)
+        ok(!"progress output emptied");
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+#define SEC ((tern_time_t)1000000)
+#define MIB ((uint64_t)1 << 20)
+
+static void check_bytes_format(void)
+{
+    char b[32];
+    static const struct {
+        uint64_t n;
+        const char *text;
+    } cases[] = {{0, "0 B"},           {1023, "1023 B"},         {1024, "1.00 KiB"},
+                 {1536, "1.50 KiB"},   {50 * MIB, "50.0 MiB"},   {100 * MIB, "100 MiB"},
+                 {3 * MIB / 2 * 1024, "1.50 GiB"}, {UINT64_MAX, "16384 PiB"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_format_bytes(cases[i].n, b, sizeof b);
+        eq_str(b, cases[i].text);
+    }
+}
+
+/*
+ * Without a terminal: a plain line per FX_PROGRESS_LINE_MS with bytes, percentage, the rate of
+ * this run's bytes (smoothed), the ETA and the files; nothing in between. Times are given, so
+ * every figure is exact.
+ */
+static void check_progress_lines(FILE *f)
+{
+    char text[512];
+    fx_progress_t p;
+    fx_progress_init(&p, "tern-send", "sent", true, 0);
+    p.out = f;
+    p.tty = false;
+    p.total = 100 * MIB;
+    p.files_total = 2;
+    p.moved = p.done = 10 * MIB;
+    fx_progress_tick(&p, 1 * SEC);
+    take_output(f, text, sizeof text);
+    eq_str(text, "");
+    p.moved = p.done = 50 * MIB; /* 10 MiB/s throughout: 5 s left */
+    fx_progress_tick(&p, 5 * SEC);
+    take_output(f, text, sizeof text);
+    eq_str(text, "tern-send: sent 50.0 MiB of 100 MiB (50%), 10.5 MB/s, ETA 0:05, 0 of 2 files\n");
+    fx_progress_tick(&p, 9 * SEC);
+    take_output(f, text, sizeof text);
+    eq_str(text, "");
+    p.moved = p.done = 100 * MIB;
+    p.files_done = 2;
+    fx_progress_tick(&p, 10 * SEC);
+    take_output(f, text, sizeof text);
+    ok(starts_with(text, "tern-send: sent 100 MiB of 100 MiB (100%), "));
+    ok(strstr(text, " MB/s, ETA 0:00, 2 of 2 files\n") != NULL);
+
+    /* Resumed bytes count as done but not in the rate: 60 MiB were there, 10 MiB moved in 5 s. */
+    fx_progress_init(&p, "tern-recv", "received", true, 0);
+    p.out = f;
+    p.tty = false;
+    p.total = 100 * MIB;
+    p.files_total = 1;
+    p.done = 70 * MIB;
+    p.moved = 10 * MIB;
+    fx_progress_tick(&p, 5 * SEC);
+    take_output(f, text, sizeof text);
+    eq_str(text,
+           "tern-recv: received 70.0 MiB of 100 MiB (70%), 2.1 MB/s, ETA 0:15, 0 of 1 files\n");
+
+    /* Nothing moved yet: no rate, no ETA. Then an hour left, and more than 99 hours. */
+    fx_progress_init(&p, "tern-send", "sent", true, 0);
+    p.out = f;
+    p.tty = false;
+    p.total = 3610 * MIB;
+    p.files_total = 1;
+    fx_progress_tick(&p, 5 * SEC);
+    take_output(f, text, sizeof text);
+    ok(strstr(text, ", 0.0 MB/s, ETA --:--, ") != NULL);
+    p.moved = p.done = 10 * MIB;
+    fx_progress_tick(&p, 10 * SEC); /* 2 MiB/s now, smoothed with 0: 0.6 MiB/s */
+    take_output(f, text, sizeof text);
+    ok(strstr(text, ", ETA 1:40:00, ") != NULL);
+    p.total = 1000000 * MIB;
+    fx_progress_tick(&p, 15 * SEC);
+    take_output(f, text, sizeof text);
+    ok(strstr(text, ", ETA --:--, ") != NULL);
+}
+
+/* On a terminal: the bar is redrawn in place at every tick, and erased before other output. */
+static void check_progress_bar(FILE *f)
+{
+    char text[512];
+    fx_progress_t p;
+    fx_progress_init(&p, "tern-send", "sent", true, 0);
+    p.out = f;
+    p.tty = true;
+    p.total = 100 * MIB;
+    p.files_total = 2;
+    p.files_done = 1;
+    p.moved = p.done = 55 * MIB;
+    fx_progress_tick(&p, SEC / 4);
+    take_output(f, text, sizeof text);
+    ok(starts_with(text, "\r\033[K[###########---------]  55% 55.0 MiB / 100 MiB  "));
+    ok(strstr(text, "  1/2 files") != NULL && !strchr(text, '\n'));
+    fx_progress_tick(&p, SEC / 2);
+    take_output(f, text, sizeof text);
+    ok(starts_with(text, "\r\033[K[###"));
+    fx_progress_clear(&p);
+    take_output(f, text, sizeof text);
+    eq_str(text, "\r\033[K");
+    fx_progress_clear(&p); /* nothing drawn since: nothing to erase */
+    take_output(f, text, sizeof text);
+    eq_str(text, "");
+
+    fx_progress_init(&p, "tern-send", "sent", false, 0); /* --quiet */
+    p.out = f;
+    p.tty = true;
+    p.total = 100 * MIB;
+    fx_progress_tick(&p, 10 * SEC);
+    fx_progress_clear(&p);
+    take_output(f, text, sizeof text);
+    eq_str(text, "");
+}
+
+static void check_progress(void)
+{
+    check_bytes_format();
+    FILE *f = tmpfile();
+    if (!ok(f != NULL))
+        return;
+    check_progress_lines(f);
+    check_progress_bar(f);
+    fclose(f);
 }
 
 static int parse_text(const char *text, fx_msg_t *m, char *why, size_t cap)
@@ -1086,6 +1234,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     subtest("names from the peer", check_names);
     subtest("messages", check_messages);
+    subtest("progress display", check_progress);
 #if defined(TERN_SIGNAL_PATH) && defined(TERN_SEND_PATH) && defined(TERN_RECV_PATH)
     snprintf(root, sizeof root, "/tmp/tern-files-XXXXXX");
     if (!mkdtemp(root)) {
