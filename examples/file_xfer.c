@@ -224,17 +224,15 @@ void fx_msg_clear(fx_msg_t *m)
     memset(m, 0, sizeof *m);
 }
 
-static int send_json(tern_dc_t *dc, tern_time_t now, json_t *o)
+static const char *const msg_type_names[] = {
+    [FX_MSG_FILE] = "file",   [FX_MSG_ACCEPT] = "accept", [FX_MSG_START] = "start",
+    [FX_MSG_END] = "end",     [FX_MSG_DONE] = "done",     [FX_MSG_ERROR] = "error",
+};
+
+/* Add a field; false if the value could not be made (not UTF-8, no memory). */
+static bool put(json_t *o, const char *key, json_t *value)
 {
-    if (!o)
-        return TERN_ERR_INVALID_ARG;
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!text)
-        return TERN_ERR_NOMEM;
-    int rc = tern_dc_send_text(dc, now, text, strlen(text));
-    free(text);
-    return rc;
+    return value && json_object_set_new(o, key, value) == 0;
 }
 
 static json_t *hash_value(const uint8_t sha256[FX_SHA256_LEN])
@@ -244,50 +242,113 @@ static json_t *hash_value(const uint8_t sha256[FX_SHA256_LEN])
     return json_string(hex);
 }
 
+/* The fields each type carries, as FILE-PROTOCOL.md names them. */
+static bool put_fields(json_t *o, const fx_msg_t *m)
+{
+    switch (m->type) {
+    case FX_MSG_FILE:
+        return put(o, "version", json_integer((json_int_t)m->version)) &&
+               put(o, "name", json_stringn(m->name ? m->name : "", m->name_len)) &&
+               put(o, "size", json_integer((json_int_t)m->size)) &&
+               (!m->mime || put(o, "mime", json_string(m->mime))) &&
+               (!m->has_sha256 || put(o, "sha256", hash_value(m->sha256)));
+    case FX_MSG_ACCEPT:
+        return put(o, "offset", json_integer((json_int_t)m->offset)) &&
+               (!m->has_sha256 || put(o, "sha256", hash_value(m->sha256)));
+    case FX_MSG_START:
+        return put(o, "offset", json_integer((json_int_t)m->offset));
+    case FX_MSG_END:
+        return m->has_sha256 && put(o, "sha256", hash_value(m->sha256));
+    case FX_MSG_DONE:
+        return put(o, "ok", json_boolean(m->ok)) &&
+               (!m->has_size || put(o, "size", json_integer((json_int_t)m->size))) &&
+               (!m->has_sha256 || put(o, "sha256", hash_value(m->sha256))) &&
+               (!m->message || put(o, "message", json_string(m->message)));
+    case FX_MSG_ERROR:
+        return !m->message || put(o, "message", json_string(m->message));
+    default:
+        return false;
+    }
+}
+
+char *fx_msg_encode(const fx_msg_t *m)
+{
+    if (m->type <= FX_MSG_UNKNOWN || m->type > FX_MSG_ERROR)
+        return NULL;
+    json_t *o = json_object();
+    char *text = NULL;
+    if (o && put(o, "type", json_string(msg_type_names[m->type])) && put_fields(o, m))
+        text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+int fx_send_msg(tern_dc_t *dc, tern_time_t now, const fx_msg_t *m)
+{
+    char *text = fx_msg_encode(m);
+    if (!text)
+        return TERN_ERR_INVALID_ARG;
+    int rc = tern_dc_send_text(dc, now, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+/* The fx_send_* functions lend their strings to a message that only reads them. */
 int fx_send_file(tern_dc_t *dc, tern_time_t now, const char *name, uint64_t size)
 {
-    /* json_pack refuses a name that is not UTF-8: such a file cannot be offered. */
-    return send_json(dc, now,
-                     json_pack("{s:s, s:i, s:s, s:I}", "type", "file", "version", FX_VERSION,
-                               "name", name, "size", (json_int_t)size));
+    /* A name that is not UTF-8 cannot be encoded: such a file cannot be offered. */
+    fx_msg_t m = {.type = FX_MSG_FILE,
+                  .version = FX_VERSION,
+                  .name = (char *)name,
+                  .name_len = strlen(name),
+                  .size = size};
+    return fx_send_msg(dc, now, &m);
 }
 
 int fx_send_accept(tern_dc_t *dc, tern_time_t now, uint64_t offset,
                    const uint8_t sha256[FX_SHA256_LEN])
 {
-    return send_json(dc, now,
-                     json_pack("{s:s, s:I, s:o}", "type", "accept", "offset", (json_int_t)offset,
-                               "sha256", hash_value(sha256)));
+    fx_msg_t m = {.type = FX_MSG_ACCEPT, .offset = offset, .has_sha256 = true};
+    memcpy(m.sha256, sha256, FX_SHA256_LEN);
+    return fx_send_msg(dc, now, &m);
 }
 
 int fx_send_start(tern_dc_t *dc, tern_time_t now, uint64_t offset)
 {
-    return send_json(dc, now,
-                     json_pack("{s:s, s:I}", "type", "start", "offset", (json_int_t)offset));
+    fx_msg_t m = {.type = FX_MSG_START, .offset = offset};
+    return fx_send_msg(dc, now, &m);
 }
 
 int fx_send_end(tern_dc_t *dc, tern_time_t now, const uint8_t sha256[FX_SHA256_LEN])
 {
-    return send_json(dc, now, json_pack("{s:s, s:o}", "type", "end", "sha256", hash_value(sha256)));
+    fx_msg_t m = {.type = FX_MSG_END, .has_sha256 = true};
+    memcpy(m.sha256, sha256, FX_SHA256_LEN);
+    return fx_send_msg(dc, now, &m);
 }
 
 int fx_send_done(tern_dc_t *dc, tern_time_t now, bool ok, uint64_t size,
                  const uint8_t sha256[FX_SHA256_LEN], const char *message)
 {
-    json_t *o = json_pack("{s:s, s:b, s:I, s:o}", "type", "done", "ok", ok, "size",
-                          (json_int_t)size, "sha256", hash_value(sha256));
-    if (o && message)
-        json_object_set_new(o, "message", json_string(message));
-    return send_json(dc, now, o);
+    fx_msg_t m = {.type = FX_MSG_DONE,
+                  .ok = ok,
+                  .size = size,
+                  .has_size = true,
+                  .has_sha256 = true,
+                  .message = (char *)message};
+    memcpy(m.sha256, sha256, FX_SHA256_LEN);
+    return fx_send_msg(dc, now, &m);
 }
 
 int fx_send_error(tern_dc_t *dc, tern_time_t now, const char *message)
 {
-    /* A message quoting a bad name may not be UTF-8: json_string would refuse it. */
-    json_t *text = json_string(message);
-    if (!text)
-        text = json_string("refused (the reason is not UTF-8)");
-    return send_json(dc, now, json_pack("{s:s, s:o}", "type", "error", "message", text));
+    fx_msg_t m = {.type = FX_MSG_ERROR, .message = (char *)message};
+    int rc = fx_send_msg(dc, now, &m);
+    if (rc == TERN_ERR_INVALID_ARG) {
+        /* A message quoting a bad name may not be UTF-8. */
+        m.message = "refused (the reason is not UTF-8)";
+        rc = fx_send_msg(dc, now, &m);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

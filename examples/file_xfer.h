@@ -76,7 +76,16 @@ typedef struct fx_msg {
 int fx_msg_parse(const uint8_t *data, size_t len, fx_msg_t *out, char *why, size_t why_cap);
 void fx_msg_clear(fx_msg_t *m);
 
-/* Send messages (JSON text). Each returns what tern_dc_send_text returned (0 or an error). */
+/*
+ * The JSON text of m (compact, malloc'd): its type's fields, the optional ones only when
+ * present. NULL for FX_MSG_UNKNOWN, an end without its sha256, a string that is not UTF-8, or
+ * no memory. fx_msg_parse reads it back to the same message.
+ */
+char *fx_msg_encode(const fx_msg_t *m);
+
+/* Send messages (JSON text). Each returns what tern_dc_send_text returned (0 or an error), or
+ * TERN_ERR_INVALID_ARG if the message cannot be encoded. */
+int fx_send_msg(tern_dc_t *dc, tern_time_t now, const fx_msg_t *m);
 int fx_send_file(tern_dc_t *dc, tern_time_t now, const char *name, uint64_t size);
 int fx_send_accept(tern_dc_t *dc, tern_time_t now, uint64_t offset,
                    const uint8_t sha256[FX_SHA256_LEN]);

@@ -656,6 +656,12 @@ static void check_messages(void)
     ok(m.size == FX_MAX_SIZE);
     eq_str(m.mime, "x/y");
     ok(m.has_sha256 && m.sha256[0] == 0x00 && m.sha256[31] == 0xff);
+    char *encoded = fx_msg_encode(&m); /* the unknown field dropped, the hash in lower case */
+    eq_str(encoded ? encoded : "(null)",
+           "{\"type\":\"file\",\"version\":2,\"name\":\"a/b\",\"size\":9007199254740991,"
+           "\"mime\":\"x/y\",\"sha256\":\"00112233445566778899aabbccddeeff00112233445566778899"
+           "aabbccddeeff\"}");
+    free(encoded);
     fx_msg_clear(&m);
 
     eq_int(parse_text("{\"type\":\"file\",\"version\":2,\"name\":\"a\\u0000b\",\"size\":1}", &m,
@@ -663,7 +669,16 @@ static void check_messages(void)
            0);
     eq_int(m.name_len, 3);
     ok(fx_name_problem(m.name, m.name_len) != NULL);
+    encoded = fx_msg_encode(&m);
+    eq_str(encoded ? encoded : "(null)",
+           "{\"type\":\"file\",\"version\":2,\"name\":\"a\\u0000b\",\"size\":1}");
+    free(encoded);
     fx_msg_clear(&m);
+    /* What cannot be sent: a type this side does not know, an end without its hash, a name
+     * that is not UTF-8. */
+    ok(fx_msg_encode(&(fx_msg_t){.type = FX_MSG_UNKNOWN}) == NULL);
+    ok(fx_msg_encode(&(fx_msg_t){.type = FX_MSG_END}) == NULL);
+    ok(fx_msg_encode(&(fx_msg_t){.type = FX_MSG_FILE, .name = "a\xff", .name_len = 2}) == NULL);
 
     snprintf(text, sizeof text, "{\"type\":\"accept\",\"offset\":5,\"sha256\":\"%s\"}", h);
     eq_int(parse_text(text, &m, why, sizeof why), 0);
