@@ -347,7 +347,7 @@ static void close_reason(tern_signaling_t *s, const tern_ws_event_t *ev, char *b
 
 static void handle_ws_close(tern_signaling_t *s, const tern_ws_event_t *ev)
 {
-    char reason[128];
+    char reason[200];
     close_reason(s, ev, reason, sizeof reason);
     int code = ev->u.close.code;
     if (ev->u.close.cause == TERN_WS_CAUSE_CLEAN && !ev->u.close.by_peer &&
@@ -530,7 +530,7 @@ static bool connect_next(tern_signaling_t *s, char *why, size_t cap)
 
 static void finish_connect(tern_signaling_t *s, int fd)
 {
-    char why[128];
+    char why[200];
     if (tern_io_tcp_connect_result(fd) != TERN_OK) {
         char text[TERN_ADDR_STRLEN];
         snprintf(why, sizeof why, "connect %s: %s",

@@ -85,7 +85,7 @@ struct tern_signaling {
     tern_time_t ws_timer_at;
     tern_timer_t *report_timer; /* delivers on_closed outside the call that closed */
     int closed_code;
-    char closed_reason[128];
+    char closed_reason[200];
     char *self_id;
     char *room;
     tern_ice_server_t room_ice[TERN_SIG_MAX_ICE_SERVERS]; /* from welcome, strings owned */
@@ -94,7 +94,7 @@ struct tern_signaling {
     tern_sig_peer_t *dead_peers;
     int depth;         /* nesting of our entry points (fd, timers, pc callbacks) */
     bool free_pending; /* tern_signaling_free was called inside one of them */
-    char last_error[160];
+    char last_error[232];
     uint8_t rbuf[16384];
 };
 

@@ -81,7 +81,7 @@ typedef struct tern_io_stream {
     bool read_wants_write; /* TLS: the last read needs the fd writable to go on */
     bool write_wants_read; /* TLS: the last write needs the fd readable to go on */
     bool eof;              /* the peer closed its side (FIN or close_notify) */
-    char error[96];        /* why the last TERN_ERR_IO / TERN_ERR_CRYPTO happened, for logs */
+    char error[192];       /* why the last TERN_ERR_IO / TERN_ERR_CRYPTO happened, for logs */
 } tern_io_stream_t;
 
 /*

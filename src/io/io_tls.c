@@ -268,6 +268,18 @@ static long plain_result(tern_io_stream_t *s, ssize_t n, const char *what)
     return TERN_ERR_IO;
 }
 
+/* OpenSSL's queued error says only "certificate verify failed": add why (expired, self-signed,
+ * the name does not match). */
+static void add_verify_reason(tern_io_stream_t *s)
+{
+    long v = SSL_get_verify_result(s->ssl);
+    if (v == X509_V_OK)
+        return;
+    append_cut(s->error, sizeof s->error, " (");
+    append_cut(s->error, sizeof s->error, X509_verify_cert_error_string(v));
+    append_cut(s->error, sizeof s->error, ")");
+}
+
 /* Map an SSL_read/SSL_write failure; sets the want flags. */
 static long tls_failure(tern_io_stream_t *s, int ret, bool reading)
 {
@@ -296,9 +308,11 @@ static long tls_failure(tern_io_stream_t *s, int ret, bool reading)
             return TERN_ERR_IO;
         }
         take_error(s->error, sizeof s->error, reading ? "TLS read" : "TLS write");
+        add_verify_reason(s);
         return TERN_ERR_IO;
     default:
         take_error(s->error, sizeof s->error, reading ? "TLS read" : "TLS write");
+        add_verify_reason(s);
         return TERN_ERR_IO;
     }
 }

@@ -32,6 +32,7 @@ typedef struct io_turn_stream {
     bool tls;
     bool close_when_flushed; /* the pc asked to close: write what is left first */
     char server_name[TERN_IO_RESOLVE_MAX_HOST + 1];
+    tern_addr_t remote; /* the TURN server, for log lines */
     tern_fd_watch_t *watch;
     uint8_t *out;
     size_t out_len, out_cap;
@@ -131,16 +132,23 @@ static void close_stream(io_turn_stream_t *st)
     st->id = 0;
 }
 
-/* The connection is gone: tell the pc (which drains at the end of the iteration). */
+/*
+ * The connection is gone: tell the pc (which drains at the end of the iteration). A failure
+ * the pc did not ask for is a warning: a refused connection or an untrusted certificate is a
+ * configuration problem that otherwise only shows as a missing relay candidate.
+ */
 static void lose_stream(io_turn_stream_t *st, const char *why)
 {
     struct tern_io_turn *t = st->owner;
     uint32_t id = st->id;
-    bool asked_to_close = st->close_when_flushed;
-    TERN_LOG_DEBUG(t->loop->ctx, "io", "driver %u turn stream %u closed: %s", t->e->id,
-                   (unsigned)id, why);
+    bool asked_to_close = st->close_when_flushed || t->e->removed;
+    char buf[TERN_ADDR_STRLEN];
+    TERN_LOG_AT(t->loop->ctx, asked_to_close ? TERN_LOG_DEBUG : TERN_LOG_WARN, "io",
+                "driver %u TURN server %s%s: connection %u lost: %s", t->e->id,
+                tern_addr_log(t->loop->ctx, &st->remote, buf), st->tls ? " (tls)" : "",
+                (unsigned)id, why);
     close_stream(st);
-    if (!asked_to_close && !t->e->removed)
+    if (!asked_to_close)
         tern_pc_handle_stream_event(t->e->pc, tern_io_clock_now(), id, false, NULL);
 }
 
@@ -271,6 +279,7 @@ static void open_stream(struct tern_io_turn *t, const tern_stream_request_t *r)
         st->id = r->id;
         st->s.fd = -1;
         st->tls = r->tls;
+        st->remote = r->remote;
         if (r->server_name)
             snprintf(st->server_name, sizeof st->server_name, "%s", r->server_name);
         st->connect_fd = tern_io_tcp_connect(&r->remote, NULL);

@@ -6,8 +6,10 @@
  * loopback driven by tern_loop with the W3C iceTransportPolicy "relay", so that the only
  * usable path is through coturn. They connect and exchange messages over a UDP allocation (the
  * server given by name, resolved on the loop's resolver thread), a TCP allocation and a TLS
- * one ("turns:"), and each side's selected pair must be relay to relay. The server is killed by
- * its PID at the end. Without turnserver the test fails. Deadlines only say when to give up.
+ * one ("turns:"), and each side's selected pair must be relay to relay. Over TLS without a CA
+ * that vouches for the server, gathering ends without a relay and a warning says why. The
+ * server is killed by its PID at the end. Without turnserver the test fails. Deadlines only say
+ * when to give up.
  */
 #include "check.h"
 
@@ -341,6 +343,100 @@ static void over_tls(void)
     connect_through("tls", url);
 }
 
+/* ---- a certificate we do not trust ---- */
+
+typedef struct untrusted {
+    bool gathered;
+    int relay_candidates;
+    char warning[512]; /* the first warning about the TURN server */
+} untrusted_t;
+
+static void capture_log(void *user, tern_log_level_t level, const char *module, const char *msg)
+{
+    untrusted_t *u = user;
+    (void)module;
+    if (level <= TERN_LOG_WARN && !u->warning[0] && strstr(msg, "TURN server"))
+        snprintf(u->warning, sizeof u->warning, "%s", msg);
+}
+
+static void count_relay(tern_pc_t *pc, void *user, const char *candidate, const char *mid,
+                        int mline_index)
+{
+    (void)pc;
+    (void)mid;
+    (void)mline_index;
+    if (strstr(candidate, " typ relay"))
+        ((untrusted_t *)user)->relay_candidates++;
+}
+
+static void note_gathered(tern_pc_t *pc, void *user, tern_ice_gathering_state_t st)
+{
+    (void)pc;
+    if (st == TERN_ICE_GATHERING_COMPLETE)
+        ((untrusted_t *)user)->gathered = true;
+}
+
+/*
+ * "turns:" to a server whose certificate nobody vouches for (coturn's is self-signed, and no CA
+ * file is given, so the system's trust store decides): no relay, gathering still completes, and
+ * a warning names the server and why its certificate was refused.
+ */
+static void tls_untrusted(void)
+{
+    untrusted_t u = {0};
+    tern_ctx_config_t ccfg = {.log = capture_log, .log_user = &u, .log_level = TERN_LOG_WARN};
+    tern_ctx_t *ctx;
+    tern_loop_t *loop;
+    if (!ok(tern_ctx_new(&ccfg, &ctx) == 0))
+        return;
+    if (!ok(tern_loop_new(ctx, &loop) == 0)) {
+        tern_ctx_free(ctx);
+        return;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "turns:127.0.0.1:%u", port_tls);
+    const char *bind[] = {"127.0.0.1"};
+    tern_ice_server_t server = {.url = url, .username = "tern", .credential = "secret"};
+    tern_pc_config_t cfg = {.ice_servers = &server,
+                            .ice_server_count = 1,
+                            .bind_addresses = bind,
+                            .bind_address_count = 1,
+                            .include_loopback = true,
+                            .ice_transport_policy_relay = true};
+    static const tern_pc_callbacks_t cbs = {.on_ice_candidate = count_relay,
+                                            .on_ice_gathering_state = note_gathered};
+    tern_pc_t *pc;
+    tern_dc_t *dc;
+    char *offer = NULL;
+    tern_time_t now = tern_loop_now(loop);
+    eq_int(tern_pc_new(ctx, &cfg, now, &pc), 0);
+    eq_int(tern_loop_add_pc(loop, pc, &cbs, &u), 0);
+    eq_int(tern_pc_create_data_channel(pc, now, "x", NULL, &dc), 0);
+    eq_int(tern_pc_create_offer(pc, now, &offer), 0);
+    eq_int(tern_pc_set_local_description(pc, now, TERN_SDP_OFFER, offer), 0);
+    tern_free(ctx, offer);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long ms = 0;
+    while (!u.gathered && ms <= GIVE_UP_MS) {
+        tern_loop_run_once(loop, 50);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    ok(u.gathered);
+    eq_int(u.relay_candidates, 0);
+    char where[64];
+    snprintf(where, sizeof where, "TURN server 127.0.0.1:%u (tls)", port_tls);
+    printf("# gathering took %ld ms; the warning: \"%s\"\n", ms, u.warning);
+    ok(strstr(u.warning, where) && strstr(u.warning, "certificate verify failed") &&
+       strstr(u.warning, "(self-signed certificate)"));
+    tern_pc_close(pc, tern_loop_now(loop));
+    tern_loop_remove_pc(loop, pc);
+    tern_pc_free(pc);
+    tern_loop_free(loop);
+    tern_ctx_free(ctx);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -362,6 +458,7 @@ int main(void)
     subtest("relay over udp (name resolved)", over_udp_named);
     subtest("relay over tcp", over_tcp);
     subtest("relay over tls", over_tls);
+    subtest("tls to a server whose certificate is not trusted", tls_untrusted);
     tern_ctx_free(tern_ctx_of_test);
     stop_server();
     return check_done();
