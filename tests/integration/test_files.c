@@ -523,6 +523,17 @@ static void check_bytes_format(void)
     }
 }
 
+/* A progress display writing to f, started at time 0, for total bytes in files_total files. */
+static void progress_on(fx_progress_t *p, FILE *f, const char *prog, bool enabled, bool tty,
+                        uint64_t total, unsigned files_total)
+{
+    fx_progress_init(p, prog, strcmp(prog, "tern-send") == 0 ? "sent" : "received", enabled, 0);
+    p->out = f;
+    p->tty = tty;
+    p->total = total;
+    p->files_total = files_total;
+}
+
 /*
  * Without a terminal: a plain line per FX_PROGRESS_LINE_MS with bytes, percentage, the rate of
  * this run's bytes (smoothed), the ETA and the files; nothing in between. Times are given, so
@@ -532,11 +543,7 @@ static void check_progress_lines(FILE *f)
 {
     char text[512];
     fx_progress_t p;
-    fx_progress_init(&p, "tern-send", "sent", true, 0);
-    p.out = f;
-    p.tty = false;
-    p.total = 100 * MIB;
-    p.files_total = 2;
+    progress_on(&p, f, "tern-send", true, false, 100 * MIB, 2);
     p.moved = p.done = 10 * MIB;
     fx_progress_tick(&p, 1 * SEC);
     take_output(f, text, sizeof text);
@@ -556,11 +563,7 @@ static void check_progress_lines(FILE *f)
     ok(strstr(text, " MB/s, ETA 0:00, 2 of 2 files\n") != NULL);
 
     /* Resumed bytes count as done but not in the rate: 60 MiB were there, 10 MiB moved in 5 s. */
-    fx_progress_init(&p, "tern-recv", "received", true, 0);
-    p.out = f;
-    p.tty = false;
-    p.total = 100 * MIB;
-    p.files_total = 1;
+    progress_on(&p, f, "tern-recv", true, false, 100 * MIB, 1);
     p.done = 70 * MIB;
     p.moved = 10 * MIB;
     fx_progress_tick(&p, 5 * SEC);
@@ -569,11 +572,7 @@ static void check_progress_lines(FILE *f)
            "tern-recv: received 70.0 MiB of 100 MiB (70%), 2.1 MB/s, ETA 0:15, 0 of 1 files\n");
 
     /* Nothing moved yet: no rate, no ETA. Then an hour left, and more than 99 hours. */
-    fx_progress_init(&p, "tern-send", "sent", true, 0);
-    p.out = f;
-    p.tty = false;
-    p.total = 3610 * MIB;
-    p.files_total = 1;
+    progress_on(&p, f, "tern-send", true, false, 3610 * MIB, 1);
     fx_progress_tick(&p, 5 * SEC);
     take_output(f, text, sizeof text);
     ok(strstr(text, ", 0.0 MB/s, ETA --:--, ") != NULL);
@@ -592,11 +591,7 @@ static void check_progress_bar(FILE *f)
 {
     char text[512];
     fx_progress_t p;
-    fx_progress_init(&p, "tern-send", "sent", true, 0);
-    p.out = f;
-    p.tty = true;
-    p.total = 100 * MIB;
-    p.files_total = 2;
+    progress_on(&p, f, "tern-send", true, true, 100 * MIB, 2);
     p.files_done = 1;
     p.moved = p.done = 55 * MIB;
     fx_progress_tick(&p, SEC / 4);
@@ -613,10 +608,7 @@ static void check_progress_bar(FILE *f)
     take_output(f, text, sizeof text);
     eq_str(text, "");
 
-    fx_progress_init(&p, "tern-send", "sent", false, 0); /* --quiet */
-    p.out = f;
-    p.tty = true;
-    p.total = 100 * MIB;
+    progress_on(&p, f, "tern-send", false, true, 100 * MIB, 0); /* --quiet */
     fx_progress_tick(&p, 10 * SEC);
     fx_progress_clear(&p);
     take_output(f, text, sizeof text);

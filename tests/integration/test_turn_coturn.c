@@ -261,6 +261,19 @@ static void negotiate(peer_t *a, peer_t *b)
     tern_free(tern_ctx_of_test, answer);
 }
 
+/* A pc on 127.0.0.1 that may only use relays of server; ca: the TLS trust (NULL: the system's). */
+static tern_pc_config_t relay_only(const tern_ice_server_t *server, const char *ca)
+{
+    static const char *bind[] = {"127.0.0.1"};
+    return (tern_pc_config_t){.ice_servers = server,
+                              .ice_server_count = 1,
+                              .bind_addresses = bind,
+                              .bind_address_count = 1,
+                              .include_loopback = true,
+                              .ice_transport_policy_relay = true,
+                              .turn_tls_ca_file = ca};
+}
+
 /* Two relay-only peers through one TURN URL; they must connect through the relay. */
 static void connect_through(const char *name, const char *url)
 {
@@ -272,17 +285,8 @@ static void connect_through(const char *name, const char *url)
     }
     char ca[300];
     snprintf(ca, sizeof ca, "%s/cert.pem", dir);
-    const char *bind[] = {"127.0.0.1"};
     tern_ice_server_t server = {.url = url, .username = "tern", .credential = "secret"};
-    tern_pc_config_t cfg = {
-        .ice_servers = &server,
-        .ice_server_count = 1,
-        .bind_addresses = bind,
-        .bind_address_count = 1,
-        .include_loopback = true,
-        .ice_transport_policy_relay = true,
-        .turn_tls_ca_file = ca,
-    };
+    tern_pc_config_t cfg = relay_only(&server, ca);
     peer_t a = {.loop = loop}, b = {.loop = loop};
     a.other = &b;
     b.other = &a;
@@ -395,14 +399,8 @@ static void tls_untrusted(void)
     }
     char url[128];
     snprintf(url, sizeof url, "turns:127.0.0.1:%u", port_tls);
-    const char *bind[] = {"127.0.0.1"};
     tern_ice_server_t server = {.url = url, .username = "tern", .credential = "secret"};
-    tern_pc_config_t cfg = {.ice_servers = &server,
-                            .ice_server_count = 1,
-                            .bind_addresses = bind,
-                            .bind_address_count = 1,
-                            .include_loopback = true,
-                            .ice_transport_policy_relay = true};
+    tern_pc_config_t cfg = relay_only(&server, NULL);
     static const tern_pc_callbacks_t cbs = {.on_ice_candidate = count_relay,
                                             .on_ice_gathering_state = note_gathered};
     tern_pc_t *pc;
