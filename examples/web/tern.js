@@ -243,11 +243,11 @@
       st.readyResolve({ id: msg.id, room: msg.room, peers: msg.peers || [] });
       changed();
       // The newcomer waits for offers (signaling-protocol.md), unless told to offer.
-      if (st.role === 'offer') for (const id of msg.peers || []) await offerTo(id);
+      if (st.role === 'offer') for (const id of msg.peers || []) await offerTo(id, true);
       return;
     case 'join':
       note('signal', `${msg.id} joined`);
-      if (st.role !== 'answer') await offerTo(msg.id);
+      if (st.role !== 'answer') await offerTo(msg.id, false);
       return;
     case 'leave':
       note('signal', `${msg.id} left`);
@@ -261,12 +261,14 @@
 
   // ---- peers ----
 
-  function makePeer(id, offering) {
+  function makePeer(id, offering, insists) {
     const pc = new RTCPeerConnection({ iceServers: st.iceServers });
     const peer = {
       id, pc, offering,
       // Perfect negotiation: who gives way when offers cross (as the native client does).
-      polite: st.role !== 'offer',
+      // Offers cross only between a newcomer offering from welcome and a member offering on
+      // its join; the newcomer's offer stands, whatever the roles.
+      polite: !insists,
       makingOffer: false,
       ignoreOffer: false,
       pending: [],        // candidates that came before the remote description
@@ -303,9 +305,9 @@
     return peer;
   }
 
-  async function offerTo(id) {
+  async function offerTo(id, fromWelcome) {
     if (id === st.id || st.peers.has(id)) return;
-    const peer = makePeer(id, true);
+    const peer = makePeer(id, true, fromWelcome);
     openChat(peer);
     peer.makingOffer = true;
     try {

@@ -13,10 +13,9 @@
  * Who offers (signaling-protocol.md): with TERN_SIGNALING_ROLE_AUTO, a peer already in the
  * room offers to a newcomer when it sees `join`, and the newcomer answers. ROLE_OFFER also
  * offers to the peers listed in `welcome` and to every newcomer; ROLE_ANSWER never offers.
- * When two offers cross (a ROLE_OFFER client meeting a ROLE_AUTO peer that offers to it), the
- * side that is not ROLE_OFFER gives way: it drops its own offer (implicit rollback) and
- * answers. Two ROLE_OFFER clients both insist (the protocol does not carry roles), so they
- * never connect to each other: do not put two of them in one room.
+ * Offers cross when a ROLE_OFFER newcomer offers to a member that offers to it on seeing its
+ * `join` (ROLE_AUTO or ROLE_OFFER): the member gives way, dropping its own offer (implicit
+ * rollback) and answering, so any two roles that offer at all end up connected.
  *
  * Every callback runs on the loop thread. No callback runs inside a call of this API.
  *

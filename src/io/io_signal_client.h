@@ -44,6 +44,7 @@ struct tern_sig_peer {
     char *id;
     tern_pc_t *pc;
     bool dead;             /* hung up: off the loop, freed once no callback of ours runs */
+    bool insists;          /* we offered from welcome: our offer stands when offers cross */
     tern_sig_peer_t *next; /* s->peers, or s->dead_peers once dead */
 };
 

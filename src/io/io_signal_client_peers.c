@@ -320,13 +320,15 @@ static int send_description(tern_signaling_t *s, tern_sig_peer_t *p, tern_sdp_ty
     return err;
 }
 
-static void offer_to(tern_signaling_t *s, const char *id)
+/* Offer to a peer; from_welcome: we are the newcomer (see handle_offer for why it matters). */
+static void offer_to(tern_signaling_t *s, const char *id, bool from_welcome)
 {
     if (!id_ok(id) || (s->self_id && strcmp(id, s->self_id) == 0) || peer_find(s, id))
         return;
     tern_sig_peer_t *p = peer_make(s, id, true);
     if (!p)
         return;
+    p->insists = from_welcome;
     int err = send_description(s, p, TERN_SDP_OFFER);
     if (err)
         peer_abandon(s, p, "offer", err);
@@ -429,7 +431,7 @@ static void handle_welcome(tern_signaling_t *s, json_t *msg)
             s->cbs.on_peer_joined(s, s->user, pid);
         /* The newcomer waits for offers (signaling-protocol.md), unless told to offer. */
         if (s->role == TERN_SIGNALING_ROLE_OFFER && !s->free_pending && s->state == TERN_SIG_JOINED)
-            offer_to(s, pid);
+            offer_to(s, pid, true);
     }
 }
 
@@ -438,7 +440,7 @@ static void handle_join(tern_signaling_t *s, const char *id)
     if (s->cbs.on_peer_joined)
         s->cbs.on_peer_joined(s, s->user, id);
     if (s->role != TERN_SIGNALING_ROLE_ANSWER && !s->free_pending && s->state == TERN_SIG_JOINED)
-        offer_to(s, id);
+        offer_to(s, id, false);
 }
 
 static void handle_gone(tern_signaling_t *s, const char *id, const char *why)
@@ -454,18 +456,16 @@ static void handle_gone(tern_signaling_t *s, const char *id, const char *why)
 
 /* ---- peer messages ---- */
 
-/* Perfect negotiation's politeness: who gives way when offers cross. Only a client told to
- * offer insists; the protocol does not tell us the other side's role, so two of those in one
- * room never settle (signaling.h). */
-static bool is_polite(const tern_signaling_t *s)
-{
-    return s->role != TERN_SIGNALING_ROLE_OFFER;
-}
-
 static void handle_offer(tern_signaling_t *s, const char *from, const char *sdp)
 {
     tern_sig_peer_t *p = peer_find(s, from);
-    if (p && tern_pc_signaling_state(p->pc) == TERN_SIGNALING_HAVE_LOCAL_OFFER && !is_polite(s)) {
+    /*
+     * Perfect negotiation's politeness, when offers cross: they cross only between a newcomer
+     * that offers from welcome (ROLE_OFFER) and a member that offers on its join (ROLE_AUTO or
+     * ROLE_OFFER). Both sides know which of the two they are, so the newcomer's offer stands
+     * and the member gives way, whatever their roles.
+     */
+    if (p && tern_pc_signaling_state(p->pc) == TERN_SIGNALING_HAVE_LOCAL_OFFER && p->insists) {
         TERN_LOG_DEBUG(s->ctx, MODULE, "signal %u offers crossed with %s: ours stands", s->id,
                        from);
         return;

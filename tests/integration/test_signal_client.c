@@ -4,12 +4,12 @@
  * tern-signal, started here as a child process on 127.0.0.1 with an ephemeral port (and killed
  * by its pid at the end): two library clients in one room (the newcomer answers, a channel
  * opens, messages and custom messages flow, hang-up and bye free the peer), forced roles and
- * crossing offers, a third peer making a second pc on each side, a peer that vanishes (leave),
- * URL and connection failures (bad scheme, refused port, HTTP 400, a silent server, a host
- * name), freeing a client from its own callback, welcome's iceServers given to the pcs (and
- * the application's own winning), a hostile server (garbage of every kind is dropped, an
- * offer that is not SDP ends in bye, a close code and reason reach on_closed), wss:// with a
- * certificate made here; and
+ * crossing offers (also between two clients told to offer), a third peer making a second pc on
+ * each side, a peer that vanishes (leave), URL and connection failures (bad scheme, refused
+ * port, HTTP 400, a silent server, a host name), freeing a client from its own callback,
+ * welcome's iceServers given to the pcs (and the application's own winning), a hostile server
+ * (garbage of every kind is dropped, an offer that is not SDP ends in bye, a close code and
+ * reason reach on_closed), wss:// with a certificate made here; and
  * tern-echo as a child process with a library client on the other side (text, binary and
  * empty messages come back unchanged; SIGTERM exits 0).
  *
@@ -608,6 +608,22 @@ static void test_forced_roles(server_t *srv)
     ok(run_until(has_msgs, &f));
     client_free(&e);
     client_free(&f);
+
+    /* Two clients told to offer: their offers cross as well, the member gives way to the
+     * newcomer, and they connect. */
+    client_t g = {.name = "g", .make_channel = true}, h = {.name = "h", .make_channel = true};
+    ok(connect_pair(&g, &h, srv, "offerers", TERN_SIGNALING_ROLE_OFFER,
+                    TERN_SIGNALING_ROLE_OFFER));
+    eq_int(g.offering_pcs, 1);
+    eq_int(h.offering_pcs, 1);
+    eq_int(tern_signaling_peer_count(g.sig), 1);
+    eq_int(tern_signaling_peer_count(h.sig), 1);
+    ok(tern_pc_signaling_state(tern_signaling_pc(g.sig, h.self_id)) == TERN_SIGNALING_STABLE);
+    ok(tern_pc_signaling_state(tern_signaling_pc(h.sig, g.self_id)) == TERN_SIGNALING_STABLE);
+    eq_int(tern_dc_send_text(first_open(&h), tern_loop_now(loop), "y", 1), 0);
+    ok(run_until(has_msgs, &g));
+    client_free(&g);
+    client_free(&h);
 }
 
 static void test_third_peer(server_t *srv)
