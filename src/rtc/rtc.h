@@ -129,6 +129,13 @@ void tern_rtc_events_dispose(tern_pc_t *pc);
 
 /* rtc_pc.c */
 void tern_rtc_set_error(tern_pc_t *pc, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+/*
+ * The entry of an API call that needs an open pc: TERN_ERR_INVALID_ARG without one,
+ * TERN_ERR_INVALID_STATE once it is closed; else the pc's time moves on to *now (it never goes
+ * back: a caller may pass an older reading) and *now becomes that time.
+ */
+int tern_rtc_enter(tern_pc_t *pc, tern_time_t *now);
 /* Recompute the W3C connection state from ICE and DTLS; queue the event if it changed. */
 void tern_rtc_update_state(tern_pc_t *pc);
 /* Move everything that waits between the children (events, input data) until nothing moves. */

@@ -262,13 +262,9 @@ static tern_dtls_role_t role_from_local_answer(tern_sdp_setup_t setup)
 int tern_pc_set_local_description(tern_pc_t *pc, tern_time_t now, tern_sdp_type_t type,
                                   const char *sdp)
 {
-    if (!pc)
-        return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
-    now = pc->now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     if (type == TERN_SDP_ROLLBACK) {
         if (pc->signaling != TERN_SIGNALING_HAVE_LOCAL_OFFER)
             return TERN_ERR_INVALID_STATE;
@@ -427,13 +423,9 @@ static int apply_remote(tern_pc_t *pc, tern_time_t now, tern_sdp_type_t type,
 int tern_pc_set_remote_description(tern_pc_t *pc, tern_time_t now, tern_sdp_type_t type,
                                    const char *sdp)
 {
-    if (!pc)
-        return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
-    now = pc->now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     if (type == TERN_SDP_ROLLBACK) {
         if (pc->signaling != TERN_SIGNALING_HAVE_REMOTE_OFFER)
             return TERN_ERR_INVALID_STATE;
@@ -498,13 +490,9 @@ static int check_candidate_mid(tern_pc_t *pc, const char *mid)
 int tern_pc_add_ice_candidate(tern_pc_t *pc, tern_time_t now, const char *candidate,
                               const char *mid)
 {
-    if (!pc)
-        return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
-    now = pc->now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     int err = check_candidate_mid(pc, mid);
     if (err == TERN_ERR_AGAIN)
         return TERN_OK;

@@ -27,6 +27,18 @@ void tern_rtc_set_error(tern_pc_t *pc, const char *fmt, ...)
     TERN_LOG_DEBUG(pc->ctx, "pc", "pc %u error: %s", pc->id, pc->last_error);
 }
 
+int tern_rtc_enter(tern_pc_t *pc, tern_time_t *now)
+{
+    if (!pc)
+        return TERN_ERR_INVALID_ARG;
+    if (pc->closed)
+        return TERN_ERR_INVALID_STATE;
+    if (*now > pc->now)
+        pc->now = *now;
+    *now = pc->now;
+    return TERN_OK;
+}
+
 static int copy_ice_servers(tern_pc_t *pc, const tern_pc_config_t *cfg)
 {
     if (cfg->ice_server_count == 0)
@@ -618,12 +630,11 @@ bool tern_pc_accepts(const tern_pc_t *pc, const tern_datagram_t *in)
 
 int tern_pc_add_local_socket(tern_pc_t *pc, tern_time_t now, const tern_addr_t *addr)
 {
-    if (!pc || !addr)
+    if (!addr)
         return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     int err = tern_ice_add_local_address(pc->ice, pc->now, addr);
     tern_rtc_pump(pc, pc->now);
     tern_rtc_mark_pending(pc);
@@ -632,12 +643,9 @@ int tern_pc_add_local_socket(tern_pc_t *pc, tern_time_t now, const tern_addr_t *
 
 int tern_pc_local_sockets_done(tern_pc_t *pc, tern_time_t now)
 {
-    if (!pc)
-        return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     int err = tern_ice_local_addresses_done(pc->ice, pc->now);
     tern_rtc_pump(pc, pc->now);
     tern_rtc_mark_pending(pc);
@@ -697,12 +705,11 @@ int tern_pc_close(tern_pc_t *pc, tern_time_t now)
 int tern_pc_create_data_channel(tern_pc_t *pc, tern_time_t now, const char *label,
                                 const tern_dc_init_t *init, tern_dc_t **out)
 {
-    if (!pc || !label || !out)
+    if (!label || !out)
         return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     bool first = tern_dcm_channel_count(pc->dcm) == 0;
     int err = tern_dcm_create_channel(pc->dcm, pc->now, label, init, out);
     if (err)
@@ -717,12 +724,9 @@ int tern_pc_create_data_channel(tern_pc_t *pc, tern_time_t now, const char *labe
 
 int tern_pc_restart_ice(tern_pc_t *pc, tern_time_t now)
 {
-    if (!pc)
-        return TERN_ERR_INVALID_ARG;
-    if (pc->closed)
-        return TERN_ERR_INVALID_STATE;
-    if (now > pc->now)
-        pc->now = now;
+    int entered = tern_rtc_enter(pc, &now);
+    if (entered != TERN_OK)
+        return entered;
     int err = tern_ice_restart(pc->ice, pc->now);
     if (err)
         return err;
