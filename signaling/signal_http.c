@@ -83,17 +83,6 @@ static const char *content_type(const char *name)
 
 /* ---- paths ---- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Turn a request path into a path relative to the root ("a/b.html"), or fail: bad
  * percent-encoding, control characters, a "." or ".." segment, a dot-file, too long. A path
@@ -108,8 +97,8 @@ static bool relative_path(const char *path, size_t len, char *out, size_t cap)
     for (size_t i = 0; i < len; i++) {
         char c = path[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(path[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(path[i + 2]) : -1;
+            int hi = i + 2 < len ? tern_hex_digit(path[i + 1]) : -1;
+            int lo = i + 2 < len ? tern_hex_digit(path[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return false;
             c = (char)(hi * 16 + lo);

@@ -140,17 +140,6 @@ char *tern_signal_msg_error(const char *code, const char *message, size_t *len)
 
 /* ---- --ice-server URLs ---- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode n bytes of s into a new NUL-terminated string; NULL if malformed or NUL. */
 static char *percent_decode(const char *s, size_t n)
 {
@@ -163,8 +152,8 @@ static char *percent_decode(const char *s, size_t n)
             out[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+        int hi = i + 2 < n ? tern_hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? tern_hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;

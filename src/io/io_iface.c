@@ -21,21 +21,10 @@
 #define IFA_FLAG_TENTATIVE 0x40
 #define IFA_UNUSABLE (IFA_FLAG_DADFAILED | IFA_FLAG_DEPRECATED | IFA_FLAG_TENTATIVE)
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool parse_hex_ip6(const char *s, uint8_t ip[16])
 {
     for (int i = 0; i < 16; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        int hi = tern_hex_digit(s[2 * i]), lo = tern_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         ip[i] = (uint8_t)(hi << 4 | lo);

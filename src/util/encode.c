@@ -86,7 +86,7 @@ void tern_hex_colon_encode(const uint8_t *in, size_t n, char *out)
     out[o] = '\0';
 }
 
-static int hex_value(char c)
+int tern_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -109,7 +109,7 @@ long tern_hex_colon_decode(const char *in, size_t n, uint8_t *out, size_t cap)
         }
         if (i + 2 > n || o >= cap)
             return -1;
-        int hi = hex_value(in[i]), lo = hex_value(in[i + 1]);
+        int hi = tern_hex_digit(in[i]), lo = tern_hex_digit(in[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[o++] = (uint8_t)(hi << 4 | lo);

@@ -14,6 +14,9 @@ size_t tern_base64_encode(const uint8_t *in, size_t n, char *out);
 /* Decode padded base64; returns the decoded length, or -1 if malformed or over cap. */
 long tern_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 
+/* The value of one hex digit (either case), or -1. */
+int tern_hex_digit(char c);
+
 /* "AB:CD:..." (uppercase, colon-separated), as a=fingerprint writes it; out needs 3n bytes. */
 void tern_hex_colon_encode(const uint8_t *in, size_t n, char *out);
 /* Parse "ab:CD:.."; returns the byte count, or -1 if malformed or over cap. */
