@@ -531,16 +531,16 @@ static void bind_selected(tern_ice_t *ice)
 
 /* ---- the timers ---- */
 
-static void on_txn_timeout(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t)
+/* A transaction ended without success: the allocation fails with it (why), or only the
+ * permission or channel it was for. */
+static void fail_txn(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t, const char *why)
 {
     turn_txn_kind_t kind = (turn_txn_kind_t)t->kind;
     t->kind = TXK_NONE;
     switch (kind) {
     case TXK_ALLOCATE:
-        fail_alloc(ice, a, "no answer");
-        break;
     case TXK_REFRESH:
-        fail_alloc(ice, a, "refresh not answered");
+        fail_alloc(ice, a, why);
         break;
     case TXK_PERMISSION:
         a->perms[t->index].state = PERM_FAILED;
@@ -551,6 +551,11 @@ static void on_txn_timeout(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t)
     default:
         break;
     }
+}
+
+static void on_txn_timeout(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t)
+{
+    fail_txn(ice, a, t, t->kind == TXK_REFRESH ? "refresh not answered" : "no answer");
 }
 
 static void run_txn(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t)
@@ -743,22 +748,7 @@ static void on_error(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t, const tern
         return;
     ICE_DEBUG(ice, "turn %d %s refused: %u", alloc_index(ice, a), tern_stun_method_name(m->method),
               (unsigned)code);
-    turn_txn_kind_t kind = (turn_txn_kind_t)t->kind;
-    t->kind = TXK_NONE;
-    switch (kind) {
-    case TXK_ALLOCATE:
-    case TXK_REFRESH:
-        fail_alloc(ice, a, "refused");
-        break;
-    case TXK_PERMISSION:
-        a->perms[t->index].state = PERM_FAILED;
-        break;
-    case TXK_CHANNEL:
-        a->chans[t->index].state = CHAN_FAILED;
-        break;
-    default:
-        break;
-    }
+    fail_txn(ice, a, t, "refused");
 }
 
 static void on_success(tern_ice_t *ice, turn_alloc_t *a, turn_txn_t *t, const tern_stun_msg_t *m)
