@@ -469,7 +469,9 @@ int tern_ice_new(tern_ctx_t *ctx, const tern_ice_config_t *cfg, tern_time_t now,
         tern_ice_free(ice);
         return ret;
     }
-    ICE_DEBUG(ice, "created, %s", ice->controlling ? "controlling" : "controlled");
+    /* The role is settled by the descriptions (the offerer controls): logged with the remote
+     * credentials. */
+    ICE_DEBUG(ice, "created");
     *out = ice;
     return TERN_OK;
 }
@@ -641,8 +643,8 @@ int tern_ice_set_remote_credentials(tern_ice_t *ice, tern_time_t now, const char
     ice->has_remote_credentials = true;
     if (ice->checking_since == 0)
         ice->checking_since = ice->now;
-    ICE_DEBUG(ice, "remote credentials set, %zu pairs, %zu triggered", ice->pair_count,
-              ice->trig_count);
+    ICE_DEBUG(ice, "remote credentials set, %s, %zu pairs, %zu triggered",
+              ice->controlling ? "controlling" : "controlled", ice->pair_count, ice->trig_count);
     tern_ice_service(ice);
     return TERN_OK;
 }
