@@ -225,8 +225,8 @@ void fx_msg_clear(fx_msg_t *m)
 }
 
 static const char *const msg_type_names[] = {
-    [FX_MSG_FILE] = "file",   [FX_MSG_ACCEPT] = "accept", [FX_MSG_START] = "start",
-    [FX_MSG_END] = "end",     [FX_MSG_DONE] = "done",     [FX_MSG_ERROR] = "error",
+    [FX_MSG_FILE] = "file", [FX_MSG_ACCEPT] = "accept", [FX_MSG_START] = "start",
+    [FX_MSG_END] = "end",   [FX_MSG_DONE] = "done",     [FX_MSG_ERROR] = "error",
 };
 
 /* Add a field; false if the value could not be made (not UTF-8, no memory). */
@@ -632,6 +632,16 @@ void fx_progress_clear(fx_progress_t *p)
         fflush(p->out);
         p->drawn = false;
     }
+}
+
+void fx_print(fx_progress_t *p, const char *fmt, ...)
+{
+    va_list ap;
+    fx_progress_clear(p);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
 }
 
 const char *fx_path_type(const tern_pc_t *pc, char *detail, size_t cap)

@@ -173,6 +173,8 @@ void fx_progress_init(fx_progress_t *p, const char *prog, const char *verb, bool
 void fx_progress_tick(fx_progress_t *p, tern_time_t now);
 /* Erase the bar before printing anything else on the terminal. */
 void fx_progress_clear(fx_progress_t *p);
+/* Print to stdout (a result line), erasing the bar first; flushed at once. */
+void fx_print(fx_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "1.50 GiB", "512 B". */
 void fx_format_bytes(uint64_t n, char *out, size_t cap);

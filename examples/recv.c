@@ -119,18 +119,6 @@ static tern_time_t now_of(const app_t *app)
     return tern_loop_now(app->loop);
 }
 
-static void out_line(app_t *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void out_line(app_t *app, const char *fmt, ...)
-{
-    va_list ap;
-    fx_progress_clear(&app->progress);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
-
 static const char *peer_of(app_t *app, tern_pc_t *pc)
 {
     const char *id = pc ? tern_signaling_peer_id(app->sig, pc) : NULL;
@@ -158,9 +146,9 @@ static void finish(app_t *app)
     fx_format_bytes(app->bytes_ok, total, sizeof total);
     fx_format_bytes(app->moved, moved, sizeof moved);
     if (app->refused_flood > FLOOD_LINES)
-        out_line(app, "tern-recv: refused %u file channels in all (too many at once)\n",
+        fx_print(&app->progress, "tern-recv: refused %u file channels in all (too many at once)\n",
                  app->refused_flood);
-    out_line(app,
+    fx_print(&app->progress,
              "tern-recv: %u files (%s) from %s in %.2f s, %.1f MB/s average, %s carried (%u "
              "skipped, %llu bytes resumed), %u failed, %u interrupted, path %s (%s)\n",
              app->ok, total, app->last_peer[0] ? app->last_peer : "nobody", secs,
@@ -251,7 +239,7 @@ static void fail(rfile_t *rf, bool discard, bool tell_peer, const char *fmt, ...
     tern_time_t now = now_of(app);
     if (tell_peer && rf->dc && tern_dc_state(rf->dc) == TERN_DC_STATE_OPEN)
         fx_send_error(rf->dc, now, why);
-    out_line(app, "failed %s: %s\n",
+    fx_print(&app->progress, "failed %s: %s\n",
              rf->name    ? rf->name
              : rf->shown ? rf->shown
                          : "(a file channel)",
@@ -474,7 +462,7 @@ static void on_start(rfile_t *rf, const fx_msg_t *m)
     }
     rf->start = rf->have;
     if (rf->start > 0 && rf->start < rf->size)
-        out_line(app, "resumed %s at %llu\n", rf->name, (unsigned long long)rf->start);
+        fx_print(&app->progress, "resumed %s at %llu\n", rf->name, (unsigned long long)rf->start);
     app->resumed += rf->start;
     app->progress.done += rf->start;
     rf->state = RF_RECEIVING;
@@ -545,10 +533,11 @@ static void on_end(rfile_t *rf, const fx_msg_t *m)
     fx_send_done(rf->dc, now, true, rf->have, got, NULL);
     if (rf->existing && rf->size > 0) {
         app->skipped++;
-        out_line(app, "skipped %s: already here, identical (%llu bytes, SHA-256 %s)\n", rf->name,
-                 (unsigned long long)rf->size, mine);
+        fx_print(&app->progress, "skipped %s: already here, identical (%llu bytes, SHA-256 %s)\n",
+                 rf->name, (unsigned long long)rf->size, mine);
     } else {
-        out_line(app, "received %s %llu %s\n", rf->name, (unsigned long long)rf->size, mine);
+        fx_print(&app->progress, "received %s %llu %s\n", rf->name, (unsigned long long)rf->size,
+                 mine);
     }
     release(rf, false);
     rf->state = RF_DONE;
@@ -638,7 +627,8 @@ static void refuse_channel(app_t *app, tern_dc_t *dc, const char *why, bool floo
     tern_dc_close(dc, now);
     app->failed += !flood;
     if (!flood || ++app->refused_flood <= FLOOD_LINES)
-        out_line(app, "failed (a file channel from %s): %s\n", peer_of(app, tern_dc_pc(dc)), why);
+        fx_print(&app->progress, "failed (a file channel from %s): %s\n",
+                 peer_of(app, tern_dc_pc(dc)), why);
 }
 
 static void on_data_channel(tern_pc_t *pc, void *user, tern_dc_t *dc)
@@ -685,8 +675,8 @@ static void interrupt(rfile_t *rf, const char *why)
 {
     app_t *app = rf->app;
     if (rf->name && rf->state < RF_DONE) {
-        out_line(app, "interrupted %s at %llu of %llu bytes (%s; kept for resume)\n", rf->name,
-                 (unsigned long long)rf->have, (unsigned long long)rf->size, why);
+        fx_print(&app->progress, "interrupted %s at %llu of %llu bytes (%s; kept for resume)\n",
+                 rf->name, (unsigned long long)rf->have, (unsigned long long)rf->size, why);
         app->interrupted++;
         app->progress.files_done++;
         app->t_last = now_of(app);

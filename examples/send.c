@@ -107,18 +107,6 @@ static tern_time_t now_of(const app_t *app)
     return tern_loop_now(app->loop);
 }
 
-static void out_line(app_t *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void out_line(app_t *app, const char *fmt, ...)
-{
-    va_list ap;
-    fx_progress_clear(&app->progress);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* The file list                                                                              */
 /* ------------------------------------------------------------------------------------------ */
@@ -292,7 +280,7 @@ static void print_summary(app_t *app)
             bytes += app->files[i].size;
     fx_format_bytes(bytes, total, sizeof total);
     fx_format_bytes(app->moved, moved, sizeof moved);
-    out_line(app,
+    fx_print(&app->progress,
              "tern-send: %u of %zu files (%s) to %s in %.2f s, %.1f MB/s average, %s carried "
              "(%u skipped, %llu bytes resumed), path %s (%s)\n",
              app->ok, app->count, total, app->peer_id[0] ? app->peer_id : "nobody", secs,
@@ -378,7 +366,7 @@ static void fail_file(sfile_t *f, bool tell_peer, const char *fmt, ...)
     va_end(ap);
     if (tell_peer && f->dc && tern_dc_state(f->dc) == TERN_DC_STATE_OPEN)
         fx_send_error(f->dc, now_of(f->app), why);
-    out_line(f->app, "failed %s: %s\n", f->name, why);
+    fx_print(&f->app->progress, "failed %s: %s\n", f->name, why);
     settle(f, false);
 }
 
@@ -495,7 +483,7 @@ static void pump(app_t *app)
         return;
     }
     if (f->start > 0 && f->start < f->size)
-        out_line(app, "resumed %s at %llu\n", f->name, (unsigned long long)f->start);
+        fx_print(&app->progress, "resumed %s at %llu\n", f->name, (unsigned long long)f->start);
     app->resumed += f->start;
     app->progress.done += f->start;
     f->offset = f->start;
@@ -516,7 +504,7 @@ static void on_prefix_hashed(void *arg, int err)
         f->start = f->accept_offset;
     } else {
         /* Not our bytes: the receiver starts over (start 0 tells it to drop them). */
-        out_line(f->app,
+        fx_print(&f->app->progress,
                  "tern-send: %s: the receiver's %llu bytes differ from ours, sending "
                  "it all\n",
                  f->name, (unsigned long long)f->accept_offset);
@@ -564,10 +552,11 @@ static void on_done(sfile_t *f, const fx_msg_t *m)
     }
     if (f->start == f->size && f->size > 0) {
         app->skipped++;
-        out_line(app, "skipped %s: the receiver has it already (%llu bytes, SHA-256 %s)\n", f->name,
+        fx_print(&app->progress,
+                 "skipped %s: the receiver has it already (%llu bytes, SHA-256 %s)\n", f->name,
                  (unsigned long long)f->size, hex);
     } else {
-        out_line(app, "sent %s %llu %s\n", f->name, (unsigned long long)f->size, hex);
+        fx_print(&app->progress, "sent %s %llu %s\n", f->name, (unsigned long long)f->size, hex);
     }
     settle(f, true);
 }
@@ -662,8 +651,8 @@ static void interrupt_all(app_t *app, const char *why)
             if (f->dc)
                 tern_dc_set_user_data(f->dc, NULL);
             f->dc = NULL; /* freed with the pc */
-            out_line(app, "failed %s: %s at %llu of %llu bytes (run again to resume)\n", f->name,
-                     why, (unsigned long long)f->offset, (unsigned long long)f->size);
+            fx_print(&app->progress, "failed %s: %s at %llu of %llu bytes (run again to resume)\n",
+                     f->name, why, (unsigned long long)f->offset, (unsigned long long)f->size);
             release(f);
             f->state = SF_FAILED;
             app->failed++;

@@ -514,9 +514,14 @@ static void check_bytes_format(void)
     static const struct {
         uint64_t n;
         const char *text;
-    } cases[] = {{0, "0 B"},           {1023, "1023 B"},         {1024, "1.00 KiB"},
-                 {1536, "1.50 KiB"},   {50 * MIB, "50.0 MiB"},   {100 * MIB, "100 MiB"},
-                 {3 * MIB / 2 * 1024, "1.50 GiB"}, {UINT64_MAX, "16384 PiB"}};
+    } cases[] = {{0, "0 B"},
+                 {1023, "1023 B"},
+                 {1024, "1.00 KiB"},
+                 {1536, "1.50 KiB"},
+                 {50 * MIB, "50.0 MiB"},
+                 {100 * MIB, "100 MiB"},
+                 {3 * MIB / 2 * 1024, "1.50 GiB"},
+                 {UINT64_MAX, "16384 PiB"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fx_format_bytes(cases[i].n, b, sizeof b);
         eq_str(b, cases[i].text);

@@ -612,8 +612,7 @@ static void test_forced_roles(server_t *srv)
     /* Two clients told to offer: their offers cross as well, the member gives way to the
      * newcomer, and they connect. */
     client_t g = {.name = "g", .make_channel = true}, h = {.name = "h", .make_channel = true};
-    ok(connect_pair(&g, &h, srv, "offerers", TERN_SIGNALING_ROLE_OFFER,
-                    TERN_SIGNALING_ROLE_OFFER));
+    ok(connect_pair(&g, &h, srv, "offerers", TERN_SIGNALING_ROLE_OFFER, TERN_SIGNALING_ROLE_OFFER));
     eq_int(g.offering_pcs, 1);
     eq_int(h.offering_pcs, 1);
     eq_int(tern_signaling_peer_count(g.sig), 1);
