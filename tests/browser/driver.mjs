@@ -92,6 +92,10 @@ const CASES = [
     { name: 'mdns', native: 'peer', mdns: true },
     // The demo page (examples/web, served by tern-signal) with tern-echo: chat, file transfer.
     { name: 'demo-chat-file', native: 'echo', demo: true },
+    // The same with both told to offer (tern-echo --offer in the room, the page joining with
+    // role=offer): their offers cross, and tern-echo, the member that offered on join, gives
+    // way to the newcomer's offer. Run as browser-offers only (the roles are both fixed).
+    { name: 'demo-both-offer', native: 'echo', demo: true, bothOffer: true },
     // The demo page with tern-recv and tern-send: files both ways, and resume (files_cases.mjs).
     ...FILE_CASES,
 ];
@@ -383,7 +387,8 @@ class Run {
             return filesCase(this, browser, role, room, c, base,
                              { Proc, describeStatus, badExit, ROLES });
         try {
-            native = await this.startNative(c.native, role, room, `${base}.native.log`);
+            native = await this.startNative(c.native, c.bothOffer ? 'native-offers' : role, room,
+                                            `${base}.native.log`);
             if (c.demo) {
                 detail = await this.demoCase(browser, role, room);
             } else {
@@ -441,6 +446,9 @@ class Run {
     }
 
     selected(browser, role, name) {
+        const c = CASES.find((k) => k.name === name);
+        if (c?.bothOffer && role !== 'browser-offers')
+            return false;
         return !this.opts.only || new RegExp(this.opts.only).test(`${browser} ${role} ${name}`);
     }
 
