@@ -571,6 +571,27 @@ static void test_two_clients(server_t *srv)
     client_free(&a);
 }
 
+/* A member of the room in role member_role, then a newcomer told to offer: both offer, once. */
+static void crossing_offers(const char *room, tern_signaling_role_t member_role,
+                            const server_t *srv)
+{
+    client_t m = {.name = "member", .make_channel = true};
+    client_t n = {.name = "newcomer", .make_channel = true};
+    ok(connect_pair(&m, &n, srv, room, member_role, TERN_SIGNALING_ROLE_OFFER));
+    eq_int(m.offering_pcs, 1);
+    eq_int(n.offering_pcs, 1);
+    eq_int(tern_signaling_peer_count(m.sig), 1);
+    eq_int(tern_signaling_peer_count(n.sig), 1);
+    ok(tern_pc_signaling_state(tern_signaling_pc(m.sig, n.self_id)) == TERN_SIGNALING_STABLE);
+    ok(tern_pc_signaling_state(tern_signaling_pc(n.sig, m.self_id)) == TERN_SIGNALING_STABLE);
+    eq_int(tern_dc_send_text(first_open(&m), tern_loop_now(loop), "x", 1), 0);
+    ok(run_until(has_msgs, &n));
+    eq_int(tern_dc_send_text(first_open(&n), tern_loop_now(loop), "y", 1), 0);
+    ok(run_until(has_msgs, &m));
+    client_free(&m);
+    client_free(&n);
+}
+
 static void test_forced_roles(server_t *srv)
 {
     /* An answerer in the room does not offer to a newcomer that is told to offer. */
@@ -595,34 +616,11 @@ static void test_forced_roles(server_t *srv)
     client_free(&c);
     client_free(&d);
 
-    /* Crossing offers: a newcomer told to offer meets a peer that offers to newcomers. The
-     * latter gives way (answers), and both end up connected. */
-    client_t e = {.name = "e", .make_channel = true}, f = {.name = "f", .make_channel = true};
-    ok(connect_pair(&e, &f, srv, "glare", TERN_SIGNALING_ROLE_AUTO, TERN_SIGNALING_ROLE_OFFER));
-    eq_int(e.offering_pcs, 1);
-    eq_int(f.offering_pcs, 1);
-    eq_int(tern_signaling_peer_count(e.sig), 1);
-    eq_int(tern_signaling_peer_count(f.sig), 1);
-    ok(tern_pc_signaling_state(tern_signaling_pc(e.sig, f.self_id)) == TERN_SIGNALING_STABLE);
-    eq_int(tern_dc_send_text(first_open(&e), tern_loop_now(loop), "x", 1), 0);
-    ok(run_until(has_msgs, &f));
-    client_free(&e);
-    client_free(&f);
-
-    /* Two clients told to offer: their offers cross as well, the member gives way to the
-     * newcomer, and they connect. */
-    client_t g = {.name = "g", .make_channel = true}, h = {.name = "h", .make_channel = true};
-    ok(connect_pair(&g, &h, srv, "offerers", TERN_SIGNALING_ROLE_OFFER, TERN_SIGNALING_ROLE_OFFER));
-    eq_int(g.offering_pcs, 1);
-    eq_int(h.offering_pcs, 1);
-    eq_int(tern_signaling_peer_count(g.sig), 1);
-    eq_int(tern_signaling_peer_count(h.sig), 1);
-    ok(tern_pc_signaling_state(tern_signaling_pc(g.sig, h.self_id)) == TERN_SIGNALING_STABLE);
-    ok(tern_pc_signaling_state(tern_signaling_pc(h.sig, g.self_id)) == TERN_SIGNALING_STABLE);
-    eq_int(tern_dc_send_text(first_open(&h), tern_loop_now(loop), "y", 1), 0);
-    ok(run_until(has_msgs, &g));
-    client_free(&g);
-    client_free(&h);
+    /* Crossing offers: a newcomer told to offer meets a peer that offers to newcomers (AUTO),
+     * or one told to offer as well. Either way the member gives way (answers) to the newcomer,
+     * and both end up connected. */
+    crossing_offers("glare", TERN_SIGNALING_ROLE_AUTO, srv);
+    crossing_offers("offerers", TERN_SIGNALING_ROLE_OFFER, srv);
 }
 
 static void test_third_peer(server_t *srv)
